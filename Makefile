@@ -1,0 +1,33 @@
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: setup run test lint bench leaderboard clean
+
+setup: $(VENV)/.installed
+
+# torch first, from this machine's disk, then the project against the same pins.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+run: setup
+	$(BIN)/bench run registry/suites/default.toml
+	$(BIN)/bench leaderboard default
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check bench tests benchmarks
+
+leaderboard: setup
+	$(BIN)/bench leaderboard default
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,97 @@
+"""The method contract and the batched input-gradient every method is built on.
+
+A method is ``method(model, x, target, *, x_range, generator) -> Tensor`` with the shape of ``x``,
+on ``x``'s device, float32. ``model`` maps ``B×C×H×W`` to ``B×K`` scores (the runner has already
+applied the job's ``output`` choice, logit or log-softmax); ``target`` holds ``B`` class indices;
+``x_range`` is the per-channel ``(x_min, x_max)`` of the dataset's normalised input space.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bench.registry import methods
+
+DEFAULT_CHUNK_SIZE = {"cpu": 256, "cuda": 4096}  # rows per forward/backward; see benchmarks/
+
+
+def default_chunk_size(device: torch.device) -> int:
+    return DEFAULT_CHUNK_SIZE.get(device.type, 256)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered explanation function with its parameters bound."""
+
+    name: str
+    fn: Callable[..., Tensor]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, model: nn.Module, x: Tensor, target: Tensor, *,
+                 x_range: tuple[Tensor, Tensor] | None = None,
+                 generator: torch.Generator | None = None, chunk_size: int | None = None) -> Tensor:
+        if x_range is None:
+            x_range = (x.amin(dim=(0, 2, 3)), x.amax(dim=(0, 2, 3)))
+        x_range = (x_range[0].to(x.device, x.dtype), x_range[1].to(x.device, x.dtype))
+        chunk = chunk_size or default_chunk_size(x.device)
+        with torch.enable_grad():
+            return self.fn(model, x, target, x_range=x_range, generator=generator, chunk_size=chunk,
+                           **self.params)
+
+
+_CONTEXT_ARGS = {"model", "x", "target", "x_range", "generator", "chunk_size"}
+
+
+def register_method(name: str, *, defaults: dict[str, Any] | None = None, description: str = "",
+                    citation: str = ""):
+    """Register ``fn(model, x, target, *, x_range, generator, chunk_size, **params)`` under ``name``."""
+
+    def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        sig = inspect.signature(fn)
+        own = [p for n, p in sig.parameters.items() if n not in _CONTEXT_ARGS]
+
+        def factory(**params: Any) -> Method:
+            unknown = set(params) - {p.name for p in own}
+            if unknown:
+                raise ValueError(f"method '{name}' takes no parameter {', '.join(sorted(unknown))}; "
+                                 f"it takes: {', '.join(p.name for p in own) or 'none'}")
+            return Method(name, fn, params)
+
+        factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+        desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        methods.register(name, description=desc, citation=citation, defaults=defaults)(factory)
+        return fn
+
+    return decorator
+
+
+def create_method(name: str, **params: Any) -> Method:
+    """``create_method("adaptgrad", c=0.99)``: the one way to get a method by name."""
+    return methods.create(name, **params)
+
+
+def input_gradient(model: nn.Module, x: Tensor, target: Tensor, chunk_size: int) -> Tensor:
+    """∇ₓ f_target(x) for every row of ``x``, ``chunk_size`` rows per forward/backward pass.
+
+    Rows are independent (the model is in eval mode), so the gradient of the summed target scores
+    of a chunk is each row's own gradient: one backward pass per chunk.
+    """
+    out = torch.empty_like(x)
+    for s in range(0, len(x), chunk_size):
+        xc = x[s : s + chunk_size].detach().requires_grad_(True)
+        score = model(xc).gather(1, target[s : s + chunk_size, None]).sum()
+        (out[s : s + chunk_size],) = torch.autograd.grad(score, xc)
+    return out
+
+
+def resolve_base(base: str | Method, base_params: dict[str, Any] | None = None) -> Method:
+    if isinstance(base, Method):
+        return base
+    return create_method(base, **(base_params or {}))

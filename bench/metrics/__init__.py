@@ -1,0 +1,7 @@
+"""Metrics. Import order registers them."""
+
+from bench.metrics import complexity, spectral  # noqa: F401  (registration)
+from bench.metrics.base import Metric, MetricContext, create_metric
+from bench.metrics.spectral import expected_frequency, radial_spectrum
+
+__all__ = ["Metric", "MetricContext", "create_metric", "expected_frequency", "radial_spectrum"]

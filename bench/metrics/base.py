@@ -1,0 +1,101 @@
+"""The metric contract: a function of a batch context returning one value per sample.
+
+Each metric declares its direction (``higher`` or ``lower`` is better), its category
+(complexity, faithfulness, robustness, randomisation, localisation, agreement) and a one-line
+description; the leaderboard reads them and needs nothing else.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bench.registry import metrics
+
+DIRECTIONS = ("higher", "lower")
+CATEGORIES = ("complexity", "faithfulness", "robustness", "randomisation", "localisation", "agreement")
+
+
+@dataclass
+class MetricContext:
+    """What a metric may look at for one job's batch of inputs."""
+
+    model: nn.Module
+    x: Tensor
+    y: Tensor
+    target: Tensor
+    maps: Tensor
+    method: Callable[..., Tensor]
+    x_range: tuple[Tensor, Tensor]
+    masks: Tensor | None = None
+    generator: torch.Generator | None = None
+    chunk_size: int | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+    side: dict[str, Any] = field(default_factory=dict)  # extra tables a metric emits (spectra)
+
+    def explain(self, method: Callable[..., Tensor], x: Tensor | None = None,
+                model: nn.Module | None = None) -> Tensor:
+        return method(model or self.model, self.x if x is None else x, self.target,
+                      x_range=self.x_range, generator=self.generator, chunk_size=self.chunk_size)
+
+    def reference_maps(self, name: str = "grad") -> Tensor:
+        """Maps of another registered method on the same model, inputs and target (cached)."""
+        key = f"maps:{name}"
+        if key not in self.cache:
+            from bench.methods import create_method
+
+            self.cache[key] = self.explain(create_method(name)).detach()
+        return self.cache[key]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[..., Tensor]
+    params: dict[str, Any]
+    direction: str
+    category: str
+    description: str
+
+    def __call__(self, ctx: MetricContext) -> Tensor:
+        return self.fn(ctx, **self.params)
+
+
+def register_metric(name: str, *, direction: str, category: str, description: str = "",
+                    citation: str = "", defaults: dict[str, Any] | None = None):
+    """Register ``fn(ctx, **params) -> Tensor[B]`` under ``name`` with its declarations."""
+    if direction not in DIRECTIONS or category not in CATEGORIES:
+        raise ValueError(f"metric '{name}': direction in {DIRECTIONS}, category in {CATEGORIES}")
+
+    def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        own = [p for n, p in inspect.signature(fn).parameters.items() if n != "ctx"]
+        desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+
+        def factory(**params: Any) -> Metric:
+            unknown = set(params) - {p.name for p in own}
+            if unknown:
+                raise ValueError(f"metric '{name}' takes no parameter {', '.join(sorted(unknown))}; "
+                                 f"it takes: {', '.join(p.name for p in own) or 'none'}")
+            return Metric(name, fn, params, direction, category, desc)
+
+        factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+        metrics.register(name, description=desc, citation=citation, defaults=defaults,
+                         direction=direction, category=category)(factory)
+        return fn
+
+    return decorator
+
+
+def create_metric(name: str, **params: Any) -> Metric:
+    return metrics.create(name, **params)
+
+
+def channel_sum(maps: Tensor) -> Tensor:
+    """The 2-D map of SPEC.md: signed sum over channels, ``B×H×W``."""
+    return maps.sum(dim=1)

@@ -1,0 +1,126 @@
+"""One ``Registry`` per kind (datasets, models, methods, metrics).
+
+Code registers factories with a decorator; ``registry/<kind>s.toml`` publishes named entries
+(possibly aliases of a factory with other defaults, e.g. ``s-gi`` = smoothgrad of grad×input);
+third-party packages add factories through the entry-point group ``bench.<kind>s``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from bench.errors import GradBenchError, UnknownNameError
+
+REGISTRY_DIR = Path(os.environ.get("GRADBENCH_REGISTRY", Path(__file__).resolve().parent.parent / "registry"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable[..., Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    citation: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def create(self, **params: Any) -> Any:
+        return self.factory(**{**self.defaults, **params})
+
+    def accepts(self) -> set[str] | None:
+        """Parameter names the factory takes, or None if it takes ``**kwargs``."""
+        sig = inspect.signature(self.factory)
+        if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            return None
+        return set(sig.parameters)
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._loaded = False
+
+    # -- registration ---------------------------------------------------------------------
+    def register(self, name: str | None = None, *, description: str = "", citation: str = "",
+                 defaults: dict[str, Any] | None = None, **meta: Any):
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            key = name or factory.__name__
+            desc = description or (inspect.getdoc(factory) or "").split("\n")[0]
+            self.add(Entry(key, factory, dict(defaults or {}), desc, citation, meta))
+            return factory
+
+        return decorator
+
+    def add(self, entry: Entry) -> None:
+        self._entries[entry.name] = entry
+
+    # -- lookup ---------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        _import_builtins()
+        for ep in entry_points(group=f"bench.{self.kind}s"):
+            obj = ep.load()
+            if ep.name not in self._entries:  # a module may register itself on import
+                self.add(Entry(ep.name, obj, description=(inspect.getdoc(obj) or "").split("\n")[0]))
+        self._load_toml()
+
+    def _load_toml(self) -> None:
+        path = REGISTRY_DIR / f"{self.kind}s.toml"
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            table = tomllib.load(f)
+        for name, spec in table.items():
+            impl = spec.get("implementation", name)
+            if impl not in self._entries:
+                raise GradBenchError(f"{path}: [{name}] names implementation '{impl}', which is not registered")
+            base = self._entries[impl]
+            self.add(Entry(
+                name, base.factory, {**base.defaults, **spec.get("params", {})},
+                spec.get("description", base.description), spec.get("citation", base.citation),
+                {**base.meta, **{k: v for k, v in spec.items()
+                                 if k not in {"implementation", "params", "description", "citation"}}},
+            ))
+
+    def get(self, name: str) -> Entry:
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, sorted(self._entries)) from None
+
+    def __contains__(self, name: str) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def list(self, pattern: str = "*") -> list[str]:
+        self._ensure_loaded()
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def create(self, name: str, **params: Any) -> Any:
+        return self.get(name).create(**params)
+
+
+def _import_builtins() -> None:
+    # Importing the subpackages runs their @register decorators.
+    import bench.data  # noqa: F401
+    import bench.methods  # noqa: F401
+    import bench.metrics  # noqa: F401
+    import bench.models  # noqa: F401
+
+
+datasets = Registry("dataset")
+models = Registry("model")
+methods = Registry("method")
+metrics = Registry("metric")
+REGISTRIES = {"datasets": datasets, "models": models, "methods": methods, "metrics": metrics}

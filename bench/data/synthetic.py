@@ -45,8 +45,8 @@ def _texture(u: Tensor, v: Tensor, kind: Tensor, freq: Tensor, angle: Tensor) ->
         0, kind.view(1, -1, 1, 1).expand(1, *u.shape)).squeeze(0)
 
 
-def _background(n: int, size: int, g: torch.Generator) -> Tensor:
-    base = torch.rand(n, 3, 1, 1, generator=g) * 0.6 + 0.2
+def _background(n: int, size: int, g: torch.Generator, brightness: Tensor) -> Tensor:
+    base = (brightness.view(-1, 1, 1, 1) + 0.15 * (torch.rand(n, 3, 1, 1, generator=g) - 0.5)).clamp(0, 1)
     blobs = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=size,
                                             mode="bicubic", align_corners=False)
     img = (base + 0.35 * (blobs - 0.5)).clamp(0, 1)
@@ -84,12 +84,19 @@ def generate_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[Tensor, Tens
     u, v = u.expand(n, size, size), v.expand(n, size, size)
     masks = _shape_masks(u, v).gather(0, labels.view(1, -1, 1, 1).expand(1, n, size, size))[0]
 
-    colour = torch.rand(n, 3, generator=g)
+    # Contrast by construction: a dark object on a light background or the reverse.
+    brightness = torch.rand(n, generator=g) * 0.5 + 0.25
+    light_bg = (brightness > 0.5).float().view(-1, 1)
+    hue = torch.rand(n, 3, generator=g)
+    colour = light_bg * (0.35 * hue) + (1 - light_bg) * (0.6 + 0.4 * hue)
     shade = _texture(u, v, torch.randint(4, (n,), generator=g),
                      (torch.rand(n, generator=g) * 4 + 4).view(-1, 1, 1),
                      (torch.rand(n, generator=g) * math.pi).view(-1, 1, 1))
-    obj = colour[:, :, None, None] * (0.45 + 0.55 * shade[:, None])
-    img = _background(n, size, g)
+    # Texture darkens light objects and lightens dark ones, never towards the background.
+    s = shade[:, None]
+    obj = torch.where(light_bg[..., None, None] > 0, colour[:, :, None, None] * (0.5 + 0.5 * s),
+                      colour[:, :, None, None] + (1 - colour[:, :, None, None]) * 0.5 * (1 - s))
+    img = _background(n, size, g, brightness)
     m = masks[:, None].float()
     img = img * (1 - m) + obj * m
     img = (img + 0.03 * torch.randn(img.shape, generator=g)).clamp(0, 1)

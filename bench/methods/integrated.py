@@ -23,7 +23,7 @@ def baseline_for(x: Tensor, baseline: str, x_range: tuple[Tensor, Tensor]) -> Te
                  citation="Sundararajan et al., Axiomatic Attribution for Deep Networks (2017)")
 def integrated_gradients(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
                          steps: int = 32, baseline: str = "zero") -> Tensor:
-    """(x−x₀) ⊙ mean_k ∇f(x₀ + k/m (x−x₀)), k = 1..m (right Riemann sum)."""
+    """Integrated Gradients: (x−x₀) ⊙ mean_k ∇f(x₀ + k/m·(x−x₀)), right Riemann sum."""
     x0 = baseline_for(x, baseline, x_range)
     alphas = torch.arange(1, steps + 1, device=x.device, dtype=x.dtype) / steps
     total = torch.zeros_like(x)

@@ -35,8 +35,19 @@ class MetricContext:
     masks: Tensor | None = None
     generator: torch.Generator | None = None
     chunk_size: int | None = None
+    recipe: Any = None  # the job's bench.models.train.Recipe
+    load_model: Callable[[Any], nn.Module] | None = None  # Recipe → scored eval model on device
     cache: dict[str, Any] = field(default_factory=dict)
     side: dict[str, Any] = field(default_factory=dict)  # extra tables a metric emits (spectra)
+
+    def model_for(self, **changes: Any) -> nn.Module:
+        """The model of the job's recipe with some fields changed (another seed, split, …),
+        trained or loaded from the cache: twins for stability, invariance, split agreement."""
+        import dataclasses
+
+        if self.recipe is None or self.load_model is None:
+            raise ValueError("this metric needs other models of the job's recipe; run it through the runner")
+        return self.load_model(dataclasses.replace(self.recipe, **changes))
 
     def explain(self, method: Callable[..., Tensor], x: Tensor | None = None,
                 model: nn.Module | None = None) -> Tensor:

@@ -1,0 +1,180 @@
+"""Execute jobs: data → model (train or load) → method → maps → metrics → rows.
+
+Jobs whose rows exist are skipped; a failing job leaves a failure record and the run goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from bench.data import load_dataset
+from bench.errors import MethodOutputError, SuiteError
+from bench.job import Job, canonical_json
+from bench.methods import create_method
+from bench.metrics import MetricContext, create_metric
+from bench.models.train import TrainedModel, get_model
+from bench.provenance import (
+    device_name,
+    git_commit,
+    package_version,
+    package_versions,
+    resolve_device,
+)
+from bench.results import ResultStore
+from bench.suite import Suite
+
+
+@dataclass
+class RunReport:
+    total: int
+    skipped: int
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_maps(maps: Tensor, x: Tensor, method: str) -> None:
+    """A method's output must be float32, the input's shape and finite: never a silent NaN."""
+    if not isinstance(maps, Tensor):
+        raise MethodOutputError(f"method '{method}' returned {type(maps).__name__}, not a Tensor")
+    if maps.shape != x.shape:
+        raise MethodOutputError(f"method '{method}' returned shape {tuple(maps.shape)}, "
+                                f"expected the input's {tuple(x.shape)}")
+    if maps.dtype != torch.float32:
+        raise MethodOutputError(f"method '{method}' returned {maps.dtype}, expected torch.float32")
+    if maps.device != x.device:
+        raise MethodOutputError(f"method '{method}' returned a map on {maps.device}, input on {x.device}")
+    bad = (~torch.isfinite(maps)).sum().item()
+    if bad:
+        raise MethodOutputError(f"method '{method}' returned {bad} non-finite values (NaN/inf)")
+
+
+def scored_model(model: nn.Module, output: str) -> nn.Module:
+    return nn.Sequential(model, nn.LogSoftmax(dim=1)) if output == "log_softmax" else model
+
+
+class Runner:
+    def __init__(self, results_root: Path | str = "results", device: str = "auto",
+                 chunk_size: int | None = None, progress: bool = True):
+        self.results_root = Path(results_root)
+        self.device = resolve_device(device)
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self._models: dict[str, TrainedModel] = {}
+
+    def model_for(self, recipe) -> TrainedModel:
+        if recipe.hash not in self._models:
+            self._models[recipe.hash] = get_model(recipe, self.device, progress=self.progress)
+        return self._models[recipe.hash]
+
+    def scored(self, recipe, output: str) -> nn.Module:
+        """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
+        model = scored_model(self.model_for(recipe).model.eval(), output)
+        for p in model.parameters():  # gradients w.r.t. inputs only
+            p.requires_grad_(False)
+        return model
+
+    def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame | None]:
+        data = load_dataset(job.dataset, **job.recipe.dataset_params)
+        if job.samples > len(data.x_test):
+            raise ValueError(f"job asks for {job.samples} samples; {job.dataset} has {len(data.x_test)} test images")
+        trained = self.model_for(job.recipe)
+        dev = self.device
+        x, y = data.x_test[: job.samples].to(dev), data.y_test[: job.samples].to(dev)
+        masks = data.masks_test[: job.samples].to(dev) if data.masks_test is not None else None
+        model = self.scored(job.recipe, job.output)
+        if job.target == "predicted":
+            with torch.inference_mode():
+                target = model(x).argmax(1)
+        else:
+            target = y
+        generator = torch.Generator(device=dev).manual_seed(job.seed)
+        x_range = (data.x_min.to(dev), data.x_max.to(dev))
+        method = create_method(job.method, **job.method_params)
+
+        t0 = time.perf_counter()
+        maps = method(model, x, target, x_range=x_range, generator=generator, chunk_size=self.chunk_size)
+        check_maps(maps, x, job.method_label or job.method)
+        maps = maps.detach()
+        explain_s = time.perf_counter() - t0
+
+        ctx = MetricContext(model, x, y, target, maps, method, x_range, masks, generator,
+                            self.chunk_size, recipe=job.recipe,
+                            load_model=lambda r: self.scored(r, job.output))
+        base = self._row_base(job, trained)
+        rows, samples = [], []
+        for spec in job.metrics:
+            metric = create_metric(spec.name, **spec.params)
+            t1 = time.perf_counter()
+            values = metric(ctx).detach().double().cpu()
+            metric_s = time.perf_counter() - t1
+            if values.shape != (len(x),):
+                raise MethodOutputError(f"metric '{spec.name}' returned shape {tuple(values.shape)}, "
+                                        f"expected ({len(x)},)")
+            if not torch.isfinite(values).all():
+                raise MethodOutputError(f"metric '{spec.name}' gave non-finite values for "
+                                        f"{(~torch.isfinite(values)).sum().item()} samples")
+            n = len(values)
+            rows.append({**base, "metric": spec.name, "metric_params": canonical_json(spec.params),
+                         "direction": metric.direction, "category": metric.category,
+                         "value": values.mean().item(),
+                         "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
+                         "n": n, "explain_seconds": explain_s, "metric_seconds": metric_s})
+            samples.append(pd.DataFrame({"job_id": job.id, "metric": spec.name,
+                                         "sample": range(n), "value": values.numpy()}))
+        spectrum = None
+        if "spectrum" in ctx.side:
+            p = ctx.side["spectrum"].mean(0).cpu()
+            spectrum = pd.DataFrame({"job_id": job.id, "bin": range(len(p)),
+                                     "frequency": torch.linspace(0, 1, len(p), dtype=torch.float64).numpy(),
+                                     "power": p.numpy()})
+        return rows, pd.concat(samples, ignore_index=True), spectrum
+
+    def _row_base(self, job: Job, trained: TrainedModel) -> dict[str, Any]:
+        r = job.recipe
+        return {
+            "job_id": job.id, "schema_version": 1, "suite": job.suite, "dataset": r.dataset,
+            "dataset_params": canonical_json(r.dataset_params), "model": r.architecture,
+            "activation": r.activation, "model_seed": r.seed, "model_hash": r.hash,
+            "model_recipe": r.to_json(), "model_accuracy": trained.accuracy,
+            "model_epochs": trained.epochs, "model_test_accuracy": trained.test_accuracy,
+            "method": job.method, "method_label": job.method_label or job.method,
+            "method_params": canonical_json(job.method_params), "seed": job.seed,
+            "samples": job.samples, "target": job.target, "output": job.output,
+            "device": device_name(self.device), "bench_version": package_version("gradbench"),
+            "torch_version": torch.__version__, "package_versions": package_versions(),
+            "git_commit": git_commit(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False) -> RunReport:
+        store = ResultStore(self.results_root / suite.name)
+        jobs = [j for j in suite.jobs if pattern is None or fnmatch.fnmatch(j.label, pattern)
+                or j.id.startswith(pattern)]
+        if pattern is not None and not jobs:
+            raise SuiteError(f"no job of suite '{suite.name}' matches --jobs '{pattern}' "
+                             "(labels look like dataset/model[activation]/seedN/method)")
+        todo = [j for j in jobs if not store.has(j)]
+        report = RunReport(total=len(jobs), skipped=len(jobs) - len(todo))
+        if dry_run:
+            return report
+        bar = tqdm(todo, desc=f"{suite.name}", unit="job", disable=not self.progress)
+        for job in bar:
+            bar.set_postfix_str(job.label, refresh=False)
+            try:
+                rows, samples, spectrum = self.execute(job)
+                store.write(job, rows, samples, spectrum)
+                report.done.append(job.id)
+            except Exception as e:  # recorded; the other jobs go on
+                store.write_failure(job, e)
+                report.failed.append((job.label, f"{type(e).__name__}: {e}"))
+        return report
+

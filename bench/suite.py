@@ -1,0 +1,173 @@
+"""Suite TOML → validated, expanded list of :class:`Job`.
+
+A list value in ``[[methods]] params`` is an axis of the grid; so are ``activations`` and
+``seeds`` of ``[[models]]``. Every name is checked against the registry, every parameter against
+the factory that will receive it, so a typo fails here with one line, not an hour into a run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import registry
+from bench.errors import GradBenchError, SuiteError
+from bench.job import Job, MetricSpec
+from bench.models.activations import make_activation
+from bench.models.train import Recipe
+
+SUITES_DIR = registry.REGISTRY_DIR / "suites"
+TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
+            "target", "output", "citation"}
+MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
+              "batch_size", "optimizer", "params"}
+NAMED_KEYS = {"name", "params"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    path: Path
+    jobs: tuple[Job, ...]
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise SuiteError(f"suite file {p} does not exist (bench list suites)")
+        return p
+    candidate = SUITES_DIR / f"{name_or_path}.toml"
+    if not candidate.exists():
+        known = sorted(q.stem for q in SUITES_DIR.glob("*.toml"))
+        raise registry.UnknownNameError("suite", name_or_path, known)
+    return candidate
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = resolve_suite_path(name_or_path)
+    try:
+        with path.open("rb") as f:
+            spec = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return expand(spec, path)
+    except GradBenchError as e:
+        raise SuiteError(f"{path}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise SuiteError(f"{path}: {e}") from None
+
+
+def _named(items: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """``["a", {name="b", params={...}}]`` → ``[("a", {}), ("b", {...})]``."""
+    if not isinstance(items, list) or not items:
+        raise SuiteError(f"'{where}' must be a non-empty list of names or {{name=…, params=…}} tables")
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append((item, {}))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            extra = set(item) - NAMED_KEYS
+            if extra:
+                raise SuiteError(f"{where}[{i}] has unknown key(s) {sorted(extra)}; allowed: name, params")
+            params = item.get("params", {})
+            if not isinstance(params, dict):
+                raise SuiteError(f"{where}[{i}].params must be a table")
+            out.append((item["name"], params))
+        else:
+            raise SuiteError(f"{where}[{i}] must be a name or a table with a 'name'")
+    return out
+
+
+def _check_params(reg: registry.Registry, name: str, params: dict[str, Any], where: str) -> None:
+    entry = reg.get(name)
+    accepted = entry.accepts()
+    if accepted is not None:
+        unknown = set(params) - accepted
+        if unknown:
+            raise SuiteError(f"{where}: {reg.kind} '{name}' takes no parameter "
+                             f"{', '.join(sorted(unknown))}; it takes: {', '.join(sorted(accepted)) or 'none'}")
+
+
+def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
+    axes = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+    keys = sorted(axes)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def method_label(name: str, params: dict[str, Any]) -> str:
+    """``smoothgrad`` or ``smoothgrad(alpha=0.1)``: the parameters that differ from the registry's."""
+    defaults = registry.methods.get(name).defaults
+    diff = {k: v for k, v in sorted(params.items()) if defaults.get(k, object()) != v}
+    return name if not diff else f"{name}({', '.join(f'{k}={v}' for k, v in diff.items())})"
+
+
+def _per_dataset(value: Any, dataset: str, key: str) -> Any:
+    if isinstance(value, dict):
+        if dataset not in value:
+            raise SuiteError(f"models.{key} is a table but has no entry for dataset '{dataset}'")
+        return value[dataset]
+    return value
+
+
+def expand(spec: dict[str, Any], path: Path) -> Suite:
+    unknown = set(spec) - TOP_KEYS
+    if unknown:
+        raise SuiteError(f"unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
+    for key in ("name", "datasets", "models", "methods", "metrics"):
+        if key not in spec:
+            raise SuiteError(f"missing required key '{key}'")
+    target, output = spec.get("target", "label"), spec.get("output", "logit")
+    if target not in ("label", "predicted"):
+        raise SuiteError(f"target must be 'label' or 'predicted', got '{target}'")
+    if output not in ("logit", "log_softmax"):
+        raise SuiteError(f"output must be 'logit' or 'log_softmax', got '{output}'")
+    samples, seed = spec.get("samples", 64), spec.get("seed", 0)
+    if not isinstance(samples, int) or samples < 2:
+        raise SuiteError(f"samples must be an integer ≥ 2, got {samples!r}")
+
+    datasets = _named(spec["datasets"], "datasets")
+    for name, params in datasets:
+        _check_params(registry.datasets, name, params, "datasets")
+    metrics = tuple(MetricSpec(n, p) for n, p in _named(spec["metrics"], "metrics"))
+    for m in metrics:
+        _check_params(registry.metrics, m.name, m.params, "metrics")
+        registry.metrics.create(m.name, **m.params)
+    methods: list[tuple[str, dict[str, Any], str]] = []
+    for name, params in _named(spec["methods"], "methods"):
+        _check_params(registry.methods, name, params, "methods")
+        for point in _grid(params):
+            full = {**registry.methods.get(name).defaults, **point}
+            methods.append((name, full, method_label(name, full)))
+
+    models = spec["models"]
+    if not isinstance(models, list) or not models:
+        raise SuiteError("'models' must be a non-empty array of [[models]] tables")
+    jobs = []
+    for i, m in enumerate(models):
+        extra = set(m) - MODEL_KEYS
+        if extra:
+            raise SuiteError(f"models[{i}] has unknown key(s) {sorted(extra)}; allowed: {sorted(MODEL_KEYS)}")
+        if "architecture" not in m:
+            raise SuiteError(f"models[{i}] needs an 'architecture' (bench list models)")
+        registry.models.get(m["architecture"])
+        activations = m.get("activations", ["relu"])
+        for act in activations:
+            make_activation(act)
+        for (ds, ds_params), act, mseed in itertools.product(datasets, activations, m.get("seeds", [0])):
+            recipe = Recipe(
+                architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
+                model_params=m.get("params", {}),
+                accuracy_cap=_per_dataset(m.get("accuracy_cap"), ds, "accuracy_cap"),
+                max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "max_epochs"), seed=mseed,
+                optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
+                batch_size=m.get("batch_size", 256))
+            for name, params, label in methods:
+                jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
+                                output, label))
+    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs))

@@ -43,6 +43,9 @@ class Recipe:
     optimizer: str = "adam"
     lr: float = 3e-4
     batch_size: int = 256
+    split_factor: int = 1  # train on the split_index-th of split_factor disjoint subsets
+    split_index: int = 0
+    input_shift: float = 0.0  # train on x + shift (AdaptGrad's invariance twin)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -104,10 +107,13 @@ def get_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool
 def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bool) -> TrainedModel:
     if recipe.optimizer != "adam":
         raise TrainingError(f"recipe optimizer '{recipe.optimizer}' is not supported; use 'adam'")
-    n = len(data.x_train)
+    if recipe.split_factor != 1 or recipe.split_index != 0:
+        raise TrainingError("split_factor/split_index training is not available yet")
+    x_all, y_all = data.x_train + recipe.input_shift, data.y_train
+    n = len(x_all)
     n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
-    x_tr, y_tr = data.x_train[: n - n_held], data.y_train[: n - n_held]
-    x_ho, y_ho = data.x_train[n - n_held :].to(device), data.y_train[n - n_held :].to(device)
+    x_tr, y_tr = x_all[: n - n_held], y_all[: n - n_held]
+    x_ho, y_ho = x_all[n - n_held :].to(device), y_all[n - n_held :].to(device)
 
     model = _fresh_model(recipe, data).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -152,7 +158,7 @@ def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bo
             f"{recipe.architecture}/{recipe.activation} on {recipe.dataset} reached held-out accuracy "
             f"{acc:.3f} after {recipe.max_epochs} epochs, below the cap {recipe.accuracy_cap}; "
             "raise max_epochs or lower accuracy_cap in the suite")
-    test_acc = _accuracy(model, data.x_test.to(device), data.y_test.to(device))
+    test_acc = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
     _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                   "accuracy": acc, "epochs": epoch, "test_accuracy": test_acc,
                   "recipe": recipe.to_json()}, final)

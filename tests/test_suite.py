@@ -1,0 +1,74 @@
+import pytest
+
+from bench.errors import SuiteError, UnknownNameError
+from bench.suite import load_suite
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return str(p)
+
+
+BASE = """
+name = "t"
+datasets = ["digits"]
+metrics = ["ef"]
+[[models]]
+architecture = "cnn-small"
+activations = ["relu", "softplus:2"]
+seeds = [0, 1]
+"""
+
+
+def test_grid_expansion_and_stable_ids(tmp_path):
+    path = write(tmp_path, BASE + '[[methods]]\nname = "smoothgrad"\nparams = { alpha = [0.1, 0.2], n = 5 }\n'
+                 '[[methods]]\nname = "grad"\n')
+    jobs = load_suite(path).jobs
+    assert len(jobs) == 2 * 2 * (2 + 1)  # activations × seeds × (2 smoothgrad points + grad)
+    assert len({j.id for j in jobs}) == len(jobs)
+    assert [j.id for j in jobs] == [j.id for j in load_suite(path).jobs]
+    labels = {j.method_label for j in jobs}
+    assert labels == {"grad", "smoothgrad(alpha=0.1, n=5)", "smoothgrad(alpha=0.2, n=5)"}
+
+
+def test_job_id_ignores_suite_name_but_not_params(tmp_path):
+    a = load_suite(write(tmp_path, BASE + '[[methods]]\nname = "grad"\n')).jobs[0]
+    b = load_suite(write(tmp_path, BASE.replace('"t"', '"u"') + '[[methods]]\nname = "grad"\n')).jobs[0]
+    c = load_suite(write(tmp_path, BASE + '[[methods]]\nname = "grad_x_input"\n')).jobs[0]
+    assert a.id == b.id and a.id != c.id
+
+
+@pytest.mark.parametrize("text, match", [
+    ('[[methods]]\nname = "smoothgard"\n', "did you mean 'smoothgrad'"),
+    ('[[methods]]\nname = "smoothgrad"\nparams = { sigmaa = 1 }\n', "takes no parameter sigmaa"),
+    ('[[methods]]\nname = "grad"\n[[models]]\narchitecture = "nope"\n', "unknown model 'nope'"),
+    ('[[methods]]\nname = "grad"\n[[models]]\narchitecture = "mlp"\nactivations = ["softplus"]\n',
+     "softplus needs a β"),
+    ('[[methods]]\nname = "grad"\n[[models]]\narchitecture = "mlp"\nlrr = 1\n', "unknown key"),
+    ('[[methods]\nname = "grad"\n', "not valid TOML"),
+])
+def test_malformed_suites_fail_with_one_clear_line(tmp_path, text, match):
+    with pytest.raises((SuiteError, UnknownNameError)) as e:
+        load_suite(write(tmp_path, BASE + text))
+    assert match in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_top_level_key(tmp_path):
+    with pytest.raises(SuiteError, match="unknown top-level key.*bogus"):
+        load_suite(write(tmp_path, "bogus = 1\n" + BASE + '[[methods]]\nname = "grad"\n'))
+
+
+def test_missing_required_key(tmp_path):
+    with pytest.raises(SuiteError, match="missing required key 'methods'"):
+        load_suite(write(tmp_path, BASE))
+
+
+def test_unknown_suite_name():
+    with pytest.raises(UnknownNameError, match="known: .*default"):
+        load_suite("defualt")
+
+
+def test_default_suite_is_valid():
+    s = load_suite("default")
+    assert len(s.jobs) == 2 * 3 * 5 and all(j.samples >= 64 for j in s.jobs)

@@ -1,0 +1,117 @@
+"""End to end: suite → runner → Parquet → leaderboard, reruns, failures, corrupt files."""
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.cli import main
+from bench.leaderboard import render
+from bench.methods.base import register_method
+from bench.results import ResultStore, load_rows
+from bench.runner import Runner
+from bench.suite import load_suite
+
+ISSUE_COLUMNS = ["job_id", "suite", "dataset", "model", "activation", "method", "method_params", "metric", "value",
+                 "stderr", "n", "seed", "target", "device", "bench_version", "torch_version", "git_commit",
+                 "created_at", "model_accuracy", "model_epochs"]
+
+
+@register_method("test_nan_method")
+def _nan_method(model, x, target, *, x_range, generator, chunk_size):
+    """Returns NaN maps (a broken submission)."""
+    return torch.full_like(x, float("nan"))
+
+
+@pytest.fixture
+def done_run(tmp_path, tiny_suite):
+    suite = load_suite(tiny_suite())
+    runner = Runner(tmp_path / "results", device="cpu", progress=False)
+    report = runner.run(suite)
+    return suite, runner, report, tmp_path / "results" / "tiny"
+
+
+def test_run_writes_parquet_and_renders_a_board(done_run):
+    suite, _, report, root = done_run
+    assert report.failed == [] and len(report.done) == len(suite.jobs) == 2
+    rows = pd.read_parquet(root)  # the folder reads as one table, side tables excluded
+    assert set(ISSUE_COLUMNS) <= set(rows.columns)
+    assert len(rows) == 2 * 3 and set(rows["metric"]) == {"ef", "delta_ef", "sparseness"}
+    assert rows["n"].eq(6).all() and rows["value"].notna().all()
+    samples = pd.read_parquet(root / "_samples")
+    assert len(samples) == 2 * 3 * 6
+    # the per-job mean is the mean of its per-sample values
+    ef = rows[(rows.metric == "ef") & (rows.method == "grad")].iloc[0]
+    per = samples[(samples.job_id == ef.job_id) & (samples.metric == "ef")]["value"]
+    assert ef.value == pytest.approx(per.mean(), rel=1e-12)
+    assert (root / "_spectra").is_dir()
+    board = render(load_rows(root), ["tiny"], "bench leaderboard tiny")
+    assert "| grad |" in board and "sha256:" in board
+
+
+def test_rerun_executes_no_job_and_deleting_a_file_reruns_exactly_that_job(done_run):
+    suite, runner, _, root = done_run
+    again = runner.run(suite)
+    assert again.done == [] and again.skipped == len(suite.jobs)
+    victim = suite.jobs[1]
+    before = pd.read_parquet(ResultStore(root).rows_path(victim))
+    ResultStore(root).rows_path(victim).unlink()
+    third = runner.run(suite)
+    assert third.done == [victim.id]
+    after = pd.read_parquet(ResultStore(root).rows_path(victim))
+    pd.testing.assert_series_equal(before["value"], after["value"])  # reruns on CPU are identical
+
+
+def test_corrupt_result_file_is_moved_aside_and_rerun(done_run):
+    suite, runner, _, root = done_run
+    path = ResultStore(root).rows_path(suite.jobs[0])
+    path.write_bytes(b"PAR1 truncated")
+    report = runner.run(suite)
+    assert report.done == [suite.jobs[0].id]
+    assert (root / "_corrupt" / path.name).exists()
+    assert len(pd.read_parquet(path)) == 3
+
+
+def test_failing_job_is_recorded_and_the_others_go_on(tmp_path, tiny_suite):
+    suite = load_suite(tiny_suite(methods=("grad", "test_nan_method")))
+    report = Runner(tmp_path, device="cpu", progress=False).run(suite)
+    assert len(report.done) == 1 and len(report.failed) == 1
+    label, err = report.failed[0]
+    assert "test_nan_method" in label and "non-finite" in err
+    failures = ResultStore(tmp_path / "tiny").failures()
+    assert failures[0]["error_type"] == "MethodOutputError"
+
+
+def test_cli_run_exit_codes_and_dry_run(tmp_path, tiny_suite, capsys):
+    path = tiny_suite()
+    assert main(["run", path, "--results", str(tmp_path), "--dry-run"]) == 0
+    assert "2 jobs, 0 already done, 2 to run" in capsys.readouterr().out
+    assert main(["run", path, "--results", str(tmp_path), "--quiet"]) == 0
+    assert main(["run", path, "--results", str(tmp_path), "--dry-run"]) == 0
+    assert "2 already done, 0 to run" in capsys.readouterr().out
+    assert main(["leaderboard", "tiny", "--results", str(tmp_path), "--out", str(tmp_path / "lb.md")]) == 0
+    assert "## shapes · cnn-small · relu" in (tmp_path / "lb.md").read_text()
+    failing = tiny_suite(methods=("test_nan_method",))
+    assert main(["run", failing, "--results", str(tmp_path / "f"), "--quiet"]) == 1
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["run", "nosuchsuite"], "unknown suite 'nosuchsuite'"),
+    (["run", "missing.toml"], "does not exist"),
+    (["leaderboard", "nosuite", "--results", "/nonexistent"], "no results folder"),
+    (["list", "methods", "*"], None),
+])
+def test_cli_errors_are_one_line(argv, match, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    if match is None:
+        assert code == 0
+    else:
+        assert code == 2 and match in err and len(err.splitlines()) == 1
+
+
+def test_missing_column_is_one_clear_error(done_run, capsys):
+    suite, _, _, root = done_run
+    path = ResultStore(root).rows_path(suite.jobs[0])
+    pd.read_parquet(path).drop(columns=["metric"]).to_parquet(path)
+    assert main(["leaderboard", "tiny", "--results", str(root.parent), "--out", str(root / "x.md")]) == 2
+    assert "lacks column(s) metric" in capsys.readouterr().err

@@ -102,6 +102,13 @@ class ResultStore:
         path = self.root / "_failures" / f"{job.id}.json"
         _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files a killed writer left behind (call before any writer starts)."""
+        stale = list(self.root.glob("**/.*.tmp")) if self.root.exists() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
+
     def failures(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text()) for p in sorted((self.root / "_failures").glob("*.json"))]
 

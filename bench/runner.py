@@ -166,6 +166,7 @@ class Runner:
         report = RunReport(total=len(jobs), skipped=len(jobs) - len(todo))
         if dry_run:
             return report
+        store.remove_stale_temporaries()
         bar = tqdm(todo, desc=f"{suite.name}", unit="job", disable=not self.progress)
         for job in bar:
             bar.set_postfix_str(job.label, refresh=False)

@@ -32,10 +32,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     runner = Runner(args.results, device=args.device, chunk_size=args.chunk_size,
-                    progress=not args.quiet)
+                    progress=not args.quiet, fast=args.fast)
     report = runner.run(suite, pattern=args.jobs, dry_run=args.dry_run)
     todo = report.total - report.skipped
     if args.dry_run:
+        if args.estimate:
+            from bench.cost import estimate_jobs
+
+            jobs = runner.select(suite, args.jobs)
+            done = {j.id for j in jobs if runner.store(suite).has(j)}
+            total = 0.0
+            for e in estimate_jobs(jobs, runner.device, done):
+                total += 0 if e.done else e.seconds
+                print(f"{'done' if e.done else 'todo'}  {e.passes_per_input:6d} passes/input  "
+                      f"~{e.seconds:8.2f} s  {e.label}")
+            print(f"estimated explain time of the jobs to run: {total:.1f} s on {runner.device} "
+                  "(calibrated input-gradient rate; training and metrics not included)")
         print(f"{suite.name}: {report.total} jobs, {report.skipped} already done, {todo} to run "
               f"(results in {Path(args.results) / suite.name})")
         return 0
@@ -44,6 +56,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for label, err in report.failed:
         print(f"  FAILED {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.cost import pass_report
+    from bench.provenance import resolve_device
+    from bench.results import load_rows
+
+    rows = load_rows(Path(args.results) / args.suite)
+    print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
+    for r in pass_report(rows, resolve_device(args.device)):
+        track = f"{r['dataset']}/{r['model']}[{r['activation']}]"
+        print(f"{track:40s} {r['method']:36s} {r['passes_per_input']:9d} {r['achieved_rows_per_s']:9.0f} "
+              f"{r['bound_rows_per_s']:9.0f} {r['ratio']:6.2f}")
+    print("bound: best input-gradient rows/s over chunk sizes on this device, measured now; "
+          "compare only with runs made on the same device")
+    return 0
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -84,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default="results", help="results root (default results/)")
     r.add_argument("--chunk-size", type=int, default=None, help="rows per forward/backward pass")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--estimate", action="store_true",
+                   help="with --dry-run: passes per input and estimated time per job (quick calibration)")
+    r.add_argument("--fast", action="store_true", help="allow TF32 on CUDA (recorded in the rows)")
     r.set_defaults(func=_cmd_run)
 
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
@@ -96,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", choices=["methods", "metrics", "models", "datasets", "suites"])
     ls.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. '*grad*'")
     ls.set_defaults(func=_cmd_list)
+
+    rp = sub.add_parser("report", help="achieved passes/second per method vs the calibrated bound")
+    rp.add_argument("suite")
+    rp.add_argument("--results", default="results")
+    rp.add_argument("--device", default="auto")
+    rp.set_defaults(func=_cmd_report)
 
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")
     t.add_argument("suite")

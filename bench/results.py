@@ -33,8 +33,8 @@ ROW_SCHEMA = pa.schema([
     ("method_params", pa.string()), ("metric", pa.string()), ("metric_params", pa.string()),
     ("direction", pa.string()), ("category", pa.string()), ("value", pa.float64()),
     ("stderr", pa.float64()), ("n", pa.int64()), ("seed", pa.int64()), ("samples", pa.int64()),
-    ("target", pa.string()), ("output", pa.string()), ("device", pa.string()),
-    ("explain_seconds", pa.float64()), ("metric_seconds", pa.float64()),
+    ("target", pa.string()), ("output", pa.string()), ("device", pa.string()), ("fast", pa.bool_()),
+    ("explain_seconds", pa.float64()), ("explain_passes", pa.int64()), ("metric_seconds", pa.float64()),
     ("bench_version", pa.string()), ("torch_version", pa.string()), ("package_versions", pa.string()),
     ("git_commit", pa.string()), ("created_at", pa.string()),
 ])

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from bench.cost import PassCounter
 from bench.data import load_dataset
 from bench.errors import MethodOutputError, SuiteError
 from bench.job import Job, canonical_json
@@ -64,9 +65,13 @@ def scored_model(model: nn.Module, output: str) -> nn.Module:
 
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
-                 chunk_size: int | None = None, progress: bool = True):
+                 chunk_size: int | None = None, progress: bool = True, fast: bool = False):
         self.results_root = Path(results_root)
         self.device = resolve_device(device)
+        self.fast = fast
+        # TF32 changes gradients at the 1e-3 level; exact float32 unless the user asks for speed.
+        torch.backends.cuda.matmul.allow_tf32 = fast
+        torch.backends.cudnn.allow_tf32 = fast
         self.chunk_size = chunk_size
         self.progress = progress
         self._models: dict[str, TrainedModel] = {}
@@ -102,9 +107,12 @@ class Runner:
         method = create_method(job.method, **job.method_params)
 
         t0 = time.perf_counter()
-        maps = method(model, x, target, x_range=x_range, generator=generator, chunk_size=self.chunk_size)
+        with PassCounter(model) as passes:
+            maps = method(model, x, target, x_range=x_range, generator=generator, chunk_size=self.chunk_size)
         check_maps(maps, x, job.method_label or job.method)
         maps = maps.detach()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
         explain_s = time.perf_counter() - t0
 
         ctx = MetricContext(model, x, y, target, maps, method, x_range, masks, generator,
@@ -128,7 +136,8 @@ class Runner:
                          "direction": metric.direction, "category": metric.category,
                          "value": values.mean().item(),
                          "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
-                         "n": n, "explain_seconds": explain_s, "metric_seconds": metric_s})
+                         "n": n, "explain_seconds": explain_s, "explain_passes": passes.rows,
+                         "metric_seconds": metric_s})
             samples.append(pd.DataFrame({"job_id": job.id, "metric": spec.name,
                                          "sample": range(n), "value": values.numpy()}))
         spectrum = None
@@ -150,18 +159,25 @@ class Runner:
             "method": job.method, "method_label": job.method_label or job.method,
             "method_params": canonical_json(job.method_params), "seed": job.seed,
             "samples": job.samples, "target": job.target, "output": job.output,
-            "device": device_name(self.device), "bench_version": package_version("gradbench"),
+            "device": device_name(self.device), "fast": self.fast, "bench_version": package_version("gradbench"),
             "torch_version": torch.__version__, "package_versions": package_versions(),
             "git_commit": git_commit(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-    def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False) -> RunReport:
-        store = ResultStore(self.results_root / suite.name)
+    def store(self, suite: Suite) -> ResultStore:
+        return ResultStore(self.results_root / suite.name)
+
+    def select(self, suite: Suite, pattern: str | None) -> list[Job]:
         jobs = [j for j in suite.jobs if pattern is None or fnmatch.fnmatch(j.label, pattern)
                 or j.id.startswith(pattern)]
         if pattern is not None and not jobs:
             raise SuiteError(f"no job of suite '{suite.name}' matches --jobs '{pattern}' "
                              "(labels look like dataset/model[activation]/seedN/method)")
+        return jobs
+
+    def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False) -> RunReport:
+        store = self.store(suite)
+        jobs = self.select(suite, pattern)
         todo = [j for j in jobs if not store.has(j)]
         report = RunReport(total=len(jobs), skipped=len(jobs) - len(todo))
         if dry_run:

@@ -1,0 +1,140 @@
+"""The pass-count model: how many input rows a job pushes through the model, and how fast.
+
+A *pass* is one input row through the model's forward (and, for gradients, its backward).
+`count_passes` measures it with a forward pre-hook on a one-input run of the method, so it is
+exact for every method whatever its loops; `calibrate` times a plain input-gradient pass at a few
+chunk sizes and keeps the best rate — the bound a method's achieved rate is compared with.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from bench.methods.base import input_gradient
+
+CALIBRATION_CHUNKS = (16, 64, 256)
+
+
+class PassCounter:
+    """Counts rows entering ``model.forward`` while active (``with PassCounter(model) as c``)."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.rows = model, 0
+
+    def _hook(self, module: nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], Tensor):
+            self.rows += args[0].shape[0]
+
+    def __enter__(self) -> PassCounter:
+        self._handle = self.model.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()
+
+
+def count_passes(method, model: nn.Module, x: Tensor, target: Tensor, x_range) -> int:
+    """Rows through the model per input for ``method`` (measured on ``x[:1]``)."""
+    with PassCounter(model) as c:
+        method(model, x[:1], target[:1], x_range=x_range, generator=torch.Generator(x.device).manual_seed(0))
+    return c.rows
+
+
+@dataclass(frozen=True)
+class Calibration:
+    rows_per_second: float
+    best_chunk: int
+
+
+def calibrate(model: nn.Module, x: Tensor, num_classes: int, chunks: Iterable[int] = CALIBRATION_CHUNKS,
+              repeats: int = 2) -> Calibration:
+    """Best input-gradient throughput (rows/s) over a few chunk sizes: the pass-count bound."""
+    best = Calibration(0.0, 0)
+    for chunk in chunks:
+        rows = x[torch.arange(chunk, device=x.device) % len(x)]
+        target = torch.arange(chunk, device=x.device) % num_classes
+        input_gradient(model, rows, target, chunk)  # warm-up
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            input_gradient(model, rows, target, chunk)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        rate = chunk * repeats / (time.perf_counter() - t0)
+        if rate > best.rows_per_second:
+            best = Calibration(rate, chunk)
+    return best
+
+
+@dataclass(frozen=True)
+class JobEstimate:
+    label: str
+    passes_per_input: int
+    seconds: float
+    done: bool
+
+
+def _probe(recipe, device: torch.device):
+    """An untrained model of the recipe (same cost as the trained one) and a few inputs."""
+    from bench.data import load_dataset
+    from bench.models.zoo import build_model
+
+    data = load_dataset(recipe.dataset, **recipe.dataset_params)
+    model = build_model(recipe.architecture, recipe.activation, data.in_chans, data.num_classes,
+                        data.image_size, **recipe.model_params).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, data
+
+
+def estimate_jobs(jobs, device: torch.device, done: set[str]) -> list[JobEstimate]:
+    """Per job: rows through the model per input for its method, and seconds at the calibrated rate."""
+    from bench.methods import create_method
+    from bench.runner import scored_model
+
+    calibrations: dict[tuple, Calibration] = {}
+    out = []
+    for job in jobs:
+        r = job.recipe
+        model, data = _probe(r, device)
+        model = scored_model(model, job.output)
+        x = data.x_test[:4].to(device)
+        x_range = (data.x_min.to(device), data.x_max.to(device))
+        key = (r.architecture, r.dataset, r.activation, job.output)
+        if key not in calibrations:
+            calibrations[key] = calibrate(model, x, data.num_classes)
+        passes = count_passes(create_method(job.method, **job.method_params), model, x,
+                              data.y_test[:4].to(device), x_range)
+        out.append(JobEstimate(job.label, passes, passes * job.samples / calibrations[key].rows_per_second,
+                               job.id in done))
+    return out
+
+
+def pass_report(rows, device: torch.device) -> list[dict]:
+    """Achieved explain throughput per (track, method) vs the calibrated bound on this device."""
+    jobs = rows.drop_duplicates("job_id")
+    report = []
+    for (ds, arch, act, label), part in jobs.groupby(["dataset", "model", "activation", "method_label"]):
+        recipe = _recipe_from_row(part.iloc[0])
+        model, data = _probe(recipe, device)
+        bound = calibrate(model, data.x_test[:4].to(device), data.num_classes)
+        achieved = part["explain_passes"].sum() / part["explain_seconds"].sum()
+        report.append({"dataset": ds, "model": arch, "activation": act, "method": label,
+                       "passes_per_input": int(part["explain_passes"].iloc[0] // part["n"].iloc[0]),
+                       "achieved_rows_per_s": achieved, "bound_rows_per_s": bound.rows_per_second,
+                       "ratio": achieved / bound.rows_per_second, "best_chunk": bound.best_chunk})
+    return report
+
+
+def _recipe_from_row(row):
+    import json
+
+    from bench.models.train import Recipe
+
+    return Recipe(**json.loads(row["model_recipe"]))

@@ -1,0 +1,40 @@
+import pytest
+
+from bench.cli import main
+from bench.cost import PassCounter, calibrate, count_passes
+from bench.methods import create_method
+
+
+@pytest.mark.parametrize("name, params, expected", [
+    ("grad", {}, 1), ("grad_x_input", {}, 1), ("smoothgrad", {"n": 7}, 7),
+    ("integrated_gradients", {"steps": 5}, 5), ("adaptgrad", {"n": 3, "rule": "released"}, 4),
+    ("smoothgrad", {"n": 3, "base": "integrated_gradients", "base_params": {"steps": 4}}, 12),
+])
+def test_pass_counts_per_input(tiny_cnn, shapes_batch, x_range, name, params, expected):
+    x, y = shapes_batch
+    assert count_passes(create_method(name, **params), tiny_cnn, x, y % 6, x_range) == expected
+
+
+def test_pass_counter_counts_rows_and_removes_its_hook(tiny_cnn, shapes_batch):
+    x, _ = shapes_batch
+    with PassCounter(tiny_cnn) as c:
+        tiny_cnn(x)
+        tiny_cnn(x[:3])
+    assert c.rows == len(x) + 3 and not tiny_cnn._forward_pre_hooks
+
+
+def test_calibration_picks_a_chunk(tiny_cnn, shapes_batch):
+    cal = calibrate(tiny_cnn, shapes_batch[0], 6, chunks=(4, 8), repeats=1)
+    assert cal.rows_per_second > 0 and cal.best_chunk in (4, 8)
+
+
+def test_dry_run_estimate_and_report(tmp_path, tiny_suite, capsys):
+    path = tiny_suite()
+    assert main(["run", path, "--results", str(tmp_path), "--dry-run", "--estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "4 passes/input" in out and "1 passes/input" in out and "estimated explain time" in out
+    assert main(["run", path, "--results", str(tmp_path), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", "tiny", "--results", str(tmp_path), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("smoothgrad" in ln and " 4 " in ln for ln in lines)

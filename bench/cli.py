@@ -33,7 +33,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     runner = Runner(args.results, device=args.device, chunk_size=args.chunk_size,
                     progress=not args.quiet, fast=args.fast)
-    report = runner.run(suite, pattern=args.jobs, dry_run=args.dry_run)
+    report = runner.run(suite, pattern=args.jobs, dry_run=args.dry_run, executor=args.executor,
+                        address=args.address, num_gpus=args.num_gpus)
     todo = report.total - report.skipped
     if args.dry_run:
         if args.estimate:
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--estimate", action="store_true",
                    help="with --dry-run: passes per input and estimated time per job (quick calibration)")
+    r.add_argument("--executor", default="local", choices=["local", "ray"], help="where jobs run (default local)")
+    r.add_argument("--address", default=None, help="with --executor ray: cluster address (default: start locally)")
+    r.add_argument("--num-gpus", type=float, default=None,
+                   help="with --executor ray: GPUs per job (default 1 when CUDA is present, else 0)")
     r.add_argument("--fast", action="store_true", help="allow TF32 on CUDA (recorded in the rows)")
     r.set_defaults(func=_cmd_run)
 

@@ -175,7 +175,8 @@ class Runner:
                              "(labels look like dataset/model[activation]/seedN/method)")
         return jobs
 
-    def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False) -> RunReport:
+    def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False,
+            executor: str = "local", address: str | None = None, num_gpus: float | None = None) -> RunReport:
         store = self.store(suite)
         jobs = self.select(suite, pattern)
         todo = [j for j in jobs if not store.has(j)]
@@ -183,15 +184,28 @@ class Runner:
         if dry_run:
             return report
         store.remove_stale_temporaries()
-        bar = tqdm(todo, desc=f"{suite.name}", unit="job", disable=not self.progress)
-        for job in bar:
-            bar.set_postfix_str(job.label, refresh=False)
-            try:
-                rows, samples, spectrum = self.execute(job)
-                store.write(job, rows, samples, spectrum)
+        if executor == "ray":
+            from bench.ray_executor import run_on_ray
+
+            outcomes = run_on_ray(self, todo, store, address, num_gpus)
+        elif executor == "local":
+            outcomes = (self.run_job(job, store) for job in
+                        tqdm(todo, desc=suite.name, unit="job", disable=not self.progress))
+        else:
+            raise ValueError(f"unknown executor '{executor}'; use 'local' or 'ray'")
+        for job, error in outcomes:
+            if error is None:
                 report.done.append(job.id)
-            except Exception as e:  # recorded; the other jobs go on
-                store.write_failure(job, e)
-                report.failed.append((job.label, f"{type(e).__name__}: {e}"))
+            else:
+                report.failed.append((job.label, error))
         return report
 
+    def run_job(self, job: Job, store: ResultStore) -> tuple[Job, str | None]:
+        """Execute one job and write its rows, or its failure record; never raises."""
+        try:
+            rows, samples, spectrum = self.execute(job)
+            store.write(job, rows, samples, spectrum)
+            return job, None
+        except Exception as e:  # recorded; the other jobs go on
+            store.write_failure(job, e)
+            return job, f"{type(e).__name__}: {e}"

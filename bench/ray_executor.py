@@ -1,0 +1,55 @@
+"""Run jobs as Ray tasks: each worker writes its job's results atomically to the shared results path.
+
+Optional: ``pip install -e '.[ray]'``. ``address=None`` starts a local Ray; ``"auto"`` or
+``"ray://host:port"`` joins a cluster, whose workers must see the same results folder (a shared
+filesystem) and the same model cache (``$GRADBENCH_CACHE``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from bench.errors import GradBenchError
+from bench.job import Job
+from bench.results import ResultStore
+
+ENV_KEYS = ("GRADBENCH_CACHE", "GRADBENCH_DATA", "GRADBENCH_REGISTRY", "HF_HUB_OFFLINE", "OMP_NUM_THREADS")
+
+
+def _job_task(job: Job, results_root: str, store_root: str, device: str, chunk_size: int | None,
+              fast: bool) -> tuple[Job, str | None]:
+    from bench.runner import Runner
+
+    runner = Runner(results_root, device=device, chunk_size=chunk_size, progress=False, fast=fast)
+    return runner.run_job(job, ResultStore(store_root))
+
+
+def run_on_ray(runner, jobs: list[Job], store: ResultStore, address: str | None,
+               num_gpus: float | None) -> Iterator[tuple[Job, str | None]]:
+    try:
+        import ray
+    except ImportError:
+        raise GradBenchError("--executor ray needs Ray: pip install -e '.[ray]'") from None
+    if not jobs:
+        return
+    env = {k: os.environ[k] for k in ENV_KEYS if k in os.environ}
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
+        ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **kwargs)
+    gpus = num_gpus if num_gpus is not None else (1 if torch.cuda.is_available() else 0)
+    # Inside a worker, "auto" picks the GPU Ray assigned it (CUDA_VISIBLE_DEVICES), or the CPU.
+    device = "auto" if runner.device.type == "cuda" or gpus else "cpu"
+    task = ray.remote(num_gpus=gpus, num_cpus=1)(_job_task)
+    refs = [task.remote(job, str(runner.results_root), str(store.root), device, runner.chunk_size, runner.fast)
+            for job in jobs]
+    with tqdm(total=len(refs), desc="ray", unit="job", disable=not runner.progress) as bar:
+        pending = refs
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                bar.update(1)
+                yield ray.get(ref)

@@ -1,0 +1,26 @@
+"""The Ray executor gives the local executor's result set, row for row."""
+
+import pandas as pd
+import pytest
+
+from bench.runner import Runner
+from bench.suite import load_suite
+
+ray = pytest.importorskip("ray")
+
+KEY = ["job_id", "metric", "value", "stderr", "n", "method_label", "model_hash"]
+
+
+def test_ray_equals_local(tmp_path, tiny_suite):
+    suite = load_suite(tiny_suite(methods=("grad", "smoothgrad", "integrated_gradients")))
+    local = Runner(tmp_path / "local", device="cpu", progress=False)
+    assert not local.run(suite).failed
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report = Runner(tmp_path / "ray", device="cpu", progress=False).run(suite, executor="ray")
+    finally:
+        ray.shutdown()
+    assert not report.failed and len(report.done) == 3
+    a = pd.read_parquet(tmp_path / "local" / "tiny")[KEY].sort_values(["job_id", "metric"]).reset_index(drop=True)
+    b = pd.read_parquet(tmp_path / "ray" / "tiny")[KEY].sort_values(["job_id", "metric"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)

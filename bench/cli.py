@@ -64,6 +64,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from bench.provenance import resolve_device
     from bench.results import load_rows
 
+    if args.claims:
+        return _report_claims(args)
     rows = load_rows(Path(args.results) / args.suite)
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
     for r in pass_report(rows, resolve_device(args.device)):
@@ -72,6 +74,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
               f"{r['bound_rows_per_s']:9.0f} {r['ratio']:6.2f}")
     print("bound: best input-gradient rows/s over chunk sizes on this device, measured now; "
           "compare only with runs made on the same device")
+    return 0
+
+
+def _report_claims(args: argparse.Namespace) -> int:
+    from bench.claims import evaluate, format_verdicts, load_samples
+    from bench.results import load_rows
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    if not suite.claims:
+        print(f"suite '{suite.name}' declares no [[claims]]")
+        return 0
+    root = Path(args.results) / suite.name
+    rows, samples = load_rows(root), load_samples(root)
+    print(format_verdicts([evaluate(c, rows, samples) for c in suite.claims]))
     return 0
 
 
@@ -137,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("suite")
     rp.add_argument("--results", default="results")
     rp.add_argument("--device", default="auto")
+    rp.add_argument("--claims", action="store_true", help="judge the suite's [[claims]] on its results")
     rp.set_defaults(func=_cmd_report)
 
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")

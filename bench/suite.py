@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
+from bench.claims import check_claims
 from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, MetricSpec
 from bench.models.activations import make_activation
@@ -21,7 +22,7 @@ from bench.models.train import Recipe
 
 SUITES_DIR = registry.REGISTRY_DIR / "suites"
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
-            "target", "output", "citation"}
+            "target", "output", "citation", "claims"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params"}
 NAMED_KEYS = {"name", "params"}
@@ -33,6 +34,7 @@ class Suite:
     description: str
     path: Path
     jobs: tuple[Job, ...]
+    claims: tuple[dict[str, Any], ...] = ()
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
@@ -170,4 +172,6 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
             for name, params, label in methods:
                 jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
                                 output, label))
-    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs))
+    claims = spec.get("claims", [])
+    check_claims(claims)
+    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), tuple(claims))

@@ -10,7 +10,7 @@ otherwise. A claim that does not hold on our data is reported as such.
 Claim kinds (``expect`` says the direction):
 - trend:       ``metric`` along ``along`` (``beta`` | ``param:<name>`` | ``recipe:<field>``),
                statistic = least-squares slope of the group means on the axis ranks;
-               expect ``increasing`` | ``decreasing``.
+               expect ``increasing`` | ``decreasing``; ``fill`` gives jobs without the axis a value.
 - compare:     ``metric`` of group ``a`` minus group ``b`` (``where``-style filters); expect ``a > b`` | ``a < b``.
 - faster_drop: relative drop 1 − m(last)/m(first) along ``along`` of ``metric`` minus that of
                ``versus``; expect ``metric``'s drop to be larger (``faster``).
@@ -113,6 +113,8 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame, s
     def along_axis(metric: str) -> tuple[list[float], list[np.ndarray], int]:
         part = base[base["metric"] == metric].copy()
         part["_axis"] = part.apply(lambda r: axis_value(r, claim["along"]), axis=1)
+        if "fill" in claim:  # e.g. grad has no σ: it is SmoothGrad's σ = 0 limit
+            part["_axis"] = part["_axis"].fillna(float(claim["fill"]))
         part = part[part["_axis"].notna()]
         xs = sorted(part["_axis"].unique())
         if len(xs) < 2:

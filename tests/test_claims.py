@@ -57,6 +57,16 @@ def test_compare_and_faster_drop():
     assert evaluate(drop, rows, samples).verdict == "HOLDS"
 
 
+def test_fill_gives_jobs_without_the_axis_a_value():
+    rows, samples = make(trend_data(0.5))
+    rows["method_params"] = [json.dumps({} if a == "softplus:1" else {"alpha": 0.1 if a == "softplus:10" else 0.2})
+                             for a in rows["activation"]]
+    claim = {"id": "f", "metric": "ef", "kind": "trend", "along": "param:alpha", "expect": "increasing"}
+    assert [p[0] for p in evaluate(claim, rows, samples).points] == ["param:alpha=0.1", "param:alpha=0.2"]
+    v = evaluate({**claim, "fill": 0}, rows, samples)
+    assert len(v.points) == 3 and v.verdict == "HOLDS"
+
+
 def test_one_seed_is_flagged():
     acts = ["softplus:1", "relu"]
     rows, samples = make({(a, 0): np.full(5, i, float) + np.arange(5) * 0.01 for i, a in enumerate(acts)})

@@ -69,7 +69,8 @@ def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
     results = Path(results)
     roots = []
     for s in suites:
-        roots += [p for p in [results / s, *sorted((results / SUBMISSIONS).glob(f"*/{s}"))] if p.is_dir()]
+        roots += [p for p in [results / s, *sorted((results / SUBMISSIONS).glob(f"*/{s}"))]
+                  if p.is_dir() and not p.parent.name.startswith(".")]
     if not roots:
         raise ResultsError(f"no results for suite(s) {', '.join(suites)} under {results}; "
                            f"run 'bench run {suites[0] if suites else 'default'}' first")

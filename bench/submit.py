@@ -39,6 +39,7 @@ from bench.suite import Suite, expand, load_suite, resolve_suite_path
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 VALIDATION_INPUTS = 4
+_SUBMITTED: set[str] = set()  # names this process registered by submitting (a resubmission is not a clash)
 
 
 class SubmissionError(GradBenchError):
@@ -232,7 +233,8 @@ def validation_batch(suite: Suite, device: torch.device):
 # -- the command --------------------------------------------------------------------------------
 def _published(name: str) -> bool:
     """A name the registry already serves that is not an installed plugin of the same name."""
-    return name in registry.methods and not entry_points(group="bench.methods", name=name)
+    return (name in registry.methods and name not in _SUBMITTED
+            and not entry_points(group="bench.methods", name=name))
 
 
 def method_suite(suite_path: Path, name: str, params: dict[str, Any]) -> Suite:
@@ -278,6 +280,7 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
         validation = validate(Method(name, fn, params), *validation_batch(base, dev), max_seconds_per_map)
 
     register_method(name, defaults=params, citation=citation)(fn)
+    _SUBMITTED.add(name)
     sub = method_suite(suite_path, name, params)
     staging = Path(tempfile.mkdtemp(dir=_mkdir(results), prefix=".submit-"))
     try:

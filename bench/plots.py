@@ -168,9 +168,14 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
     for (suite, dataset, model, act), g in rows.groupby(TRACK, sort=True):
         first = g.sort_values(["model_seed", "job_id"]).iloc[0]
         recipe = Recipe(**json.loads(first["model_recipe"]))
+        title = f"Saliency maps: {dataset} · {model} · {act} ({suite})"
+        path = out_dir / f"{slug('saliency', suite, dataset, model, act)}.png"
         if not (cache_dir() / f"{recipe.hash}.pt").exists():
-            notes.append(f"saliency grid of {dataset} · {model} · {act}: model {recipe.hash} not cached "
-                         "(run 'bench train SUITE' first)")
+            # Keep a grid drawn earlier: the board must not depend on what this machine has cached.
+            if path.exists():
+                out.append((title, path))
+            notes.append(f"saliency grid of {dataset} · {model} · {act}: model {recipe.hash} not cached, "
+                         f"{'kept the existing grid' if path.exists() else 'skipped'} (bench train SUITE)")
             continue
         jobs = g[g["model_hash"] == first["model_hash"]].drop_duplicates("method_label").sort_values("method_label")
         jobs = jobs[jobs["method"].map(lambda m: m in registry.methods)]
@@ -201,8 +206,7 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
             axes[0][j].set_title(job.method_label, fontsize=7)
         for ax in axes.ravel():
             ax.set_axis_off()
-        title = f"Saliency maps: {dataset} · {model} · {act} ({suite})"
-        out.append((title, _save(fig, out_dir / f"{slug('saliency', suite, dataset, model, act)}.png")))
+        out.append((title, _save(fig, path)))
     return out, notes
 
 

@@ -37,6 +37,12 @@ def raises(model, x, target):
     raise RuntimeError("no map\\ntoday")
 
 
+def noisy_grad(model, x, target, *, generator, chunk_size, sigma=0.1):
+    """Noise from the job's generator: deterministic, though not item-by-item equal to the batch."""
+    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return input_gradient(model, x + sigma * eps, target, chunk_size)
+
+
 def global_rng(model, x, target, *, chunk_size):
     return input_gradient(model, x, target, chunk_size) + torch.randn_like(x)  # not the job's generator
 '''
@@ -123,3 +129,37 @@ def test_bad_method_is_refused_and_nothing_changes(work, capsys, function, messa
 def test_unknown_param_is_refused(work, capsys):
     assert bench_submit(work, "abs_grad", "abs-grad", "--params", '{"powr": 2}') == 2
     assert "takes no parameter powr; it takes: power" in capsys.readouterr().err
+
+
+def test_method_drawing_from_the_generator_is_accepted(work, capsys):
+    assert bench_submit(work, "noisy_grad", "noisy") == 0
+    assert "batch-vs-items equality was not checked" in capsys.readouterr().out
+
+
+def test_slow_method_is_refused(work, capsys):
+    state = snapshot(work)
+    assert bench_submit(work, "abs_grad", "slow", "--max-seconds", "0") == 2
+    assert "s per map" in capsys.readouterr().err and snapshot(work) == state
+
+
+def test_installed_entry_point_is_submittable(work, monkeypatch, capsys):
+    import importlib.util
+
+    import bench.submit
+
+    spec = importlib.util.spec_from_file_location("plugin_methods", work / "methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class EntryPoint:  # what importlib.metadata yields for an installed `bench.methods` plugin
+        name = "plugin-grad"
+
+        def load(self):
+            return module.abs_grad
+
+    monkeypatch.setattr(bench.submit, "entry_points",
+                        lambda group, name: [EntryPoint()] if name == "plugin-grad" else [])
+    assert main(["submit", "plugin-grad", "--name", "plugin-grad", "--suite", str(work / "tiny.toml"),
+                 "--results", str(work / "results"), "--out", str(work / "leaderboard.md"), "--no-plots",
+                 "--quiet"]) == 0
+    assert "| plugin-grad |" in (work / "leaderboard.md").read_text()

@@ -396,7 +396,7 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
     seeds = sorted(part["model_seed"].unique()) if "model_seed" in part else []
 
     lines = [f"## {track_name(track, with_suite)}", "",
-             f"Model test accuracy {acc:.3f} (mean over training seeds {', '.join(map(str, seeds))}); "
+             f"Model test accuracy {acc:.3f} (mean over training seeds: {', '.join(map(str, seeds))}); "
              f"n = per-sample values per cell (inputs × training seeds).", ""]
     header = ["method", "overall", *(f"{escape_md(c)} rank" for c in categories),
               *(f"{escape_md(m)} {_arrow(directions[m])}" for m in metrics), "n"]

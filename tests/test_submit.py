@@ -163,3 +163,11 @@ def test_installed_entry_point_is_submittable(work, monkeypatch, capsys):
                  "--results", str(work / "results"), "--out", str(work / "leaderboard.md"), "--no-plots",
                  "--quiet"]) == 0
     assert "| plugin-grad |" in (work / "leaderboard.md").read_text()
+
+
+def test_regenerating_the_board_gives_the_same_bytes(work):
+    assert bench_submit(work, "abs_grad", "abs-grad") == 0
+    first = (work / "leaderboard.md").read_bytes()
+    assert main(["leaderboard", "tiny", "--results", str(work / "results"), "--out", str(work / "leaderboard.md"),
+                 "--no-plots"]) == 0
+    assert (work / "leaderboard.md").read_bytes() == first

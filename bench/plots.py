@@ -214,6 +214,9 @@ def make_plots(rows: pd.DataFrame, roots: Sequence[Path], out_dir: Path | str, s
                ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Every plot whose data exists: (title, path) pairs and notes on what was skipped."""
     out_dir = Path(out_dir)
+    for col in ("method_params", "metric_params", "model_recipe"):  # rows of hand-made or older tables
+        if col not in rows:
+            rows = rows.assign(**{col: "{}"})
     plots = ef_vs_beta(rows, out_dir) + agreement_vs_split(rows, out_dir) + metric_vs_sigma(rows, out_dir)
     plots += power_spectra(rows, load_spectra(roots), out_dir)
     notes: list[str] = []

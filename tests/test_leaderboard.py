@@ -234,3 +234,27 @@ def test_bibtex_names_version_and_digest():
     bib = bibtex(rows, ["s"], CONFIG)
     assert bib.startswith("@misc{gradbench_board_9_8_7,")
     assert "9.8.7" in bib and digest(rows) in bib and bib.count("{") == bib.count("}")
+
+
+def test_plots_are_drawn_only_when_their_data_exists(tmp_path):
+    from bench.plots import make_plots
+
+    rows = make_rows([(m, "ef", "lower", "complexity", v) for m, v in [("grad", 1.0), ("smoothgrad", 0.5)]])
+    rows = pd.concat([rows, *(make_rows([(m, "ef", "lower", "complexity", v / b)
+                                         for m, v in [("grad", 1.0), ("smoothgrad", 0.5)]],
+                                        activation=f"softplus:{b}") for b in (1, 10))], ignore_index=True)
+    rows["method_params"], rows["metric_params"], rows["model_recipe"] = "{}", "{}", "{}"
+    made, _ = make_plots(rows, [], tmp_path, saliency=False)
+    assert [p.name for _, p in made] == ["ef_vs_beta_s_shapes_cnn-small.png"]
+
+    sigma = make_rows([("smoothgrad", k, "lower", "robustness", a * 2) for a in (0.1, 0.2)
+                       for k in ("stability", "fidelity")])
+    sigma["method_params"] = [f'{{"alpha": {a}}}' for a in (0.1, 0.1, 0.2, 0.2)]
+    agree = make_rows([("grad", "split_rank_corr", "higher", "agreement", 1 / sf) for sf in (1, 2, 4)])
+    agree["model_recipe"] = [f'{{"split_factor": {sf}}}' for sf in (1, 2, 4)]
+    both = pd.concat([sigma, agree], ignore_index=True).fillna({"metric_params": "{}", "method_params": "{}",
+                                                                 "model_recipe": "{}"})
+    made, _ = make_plots(both, [], tmp_path, saliency=False)
+    assert sorted(p.name for _, p in made) == ["agreement_vs_sf_s_shapes_cnn-small_relu.png",
+                                               "sigma_s_shapes_cnn-small_relu.png"]
+    assert all(p.stat().st_size > 1000 for _, p in made)

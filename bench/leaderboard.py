@@ -22,6 +22,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -341,7 +342,7 @@ def render(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: 
     if plots:
         lines += ["## Plots", ""]
         for title, path in plots:
-            lines += [f"### {escape_md(title)}", "", f"![{escape_md(title)}](<{path}>)", ""]
+            lines += [f"### {escape_md(title)}", "", f"![{escape_md(title)}]({quote(path)})", ""]
 
     lines += _legend(cells, config, sanity or {}, bootstrap_share, globs, method_citations or {})
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -382,12 +383,7 @@ def _summary(board: Board, tracks: list[tuple], with_suite: bool) -> list[str]:
 
 
 def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool) -> list[str]:
-    sel = np.logical_and.reduce([board.cells[c] == v for c, v in zip(TRACK, track, strict=True)])
-    cells = board.cells[sel]
-    cat = board.categories[np.logical_and.reduce([board.categories[c] == v for c, v in zip(TRACK, track,
-                                                                                            strict=True)])]
-    over = board.overall[np.logical_and.reduce([board.overall[c] == v for c, v in zip(TRACK, track, strict=True)])]
-    part = rows[np.logical_and.reduce([rows[c] == v for c, v in zip(TRACK, track, strict=True)])]
+    cells, cat, over, part = (_in_track(t, track) for t in (board.cells, board.categories, board.overall, rows))
     metrics = sorted(cells["metric"].unique(), key=lambda m: (_category_order(cells, m), m))
     categories = [c for c in [*CATEGORIES, *sorted(set(cat["category"]) - set(CATEGORIES))]
                   if c in set(cat["category"])]
@@ -415,6 +411,10 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
     for method, why in reasons:
         lines.append(f"⚠ {escape_md(method)}: {escape_md('; '.join(why))}")
     return lines + ([""] if reasons else [])
+
+
+def _in_track(table: pd.DataFrame, track: Sequence[object]) -> pd.DataFrame:
+    return table[np.logical_and.reduce([table[c] == v for c, v in zip(TRACK, track, strict=True)])]
 
 
 def _category_order(cells: pd.DataFrame, metric: str) -> int:

@@ -151,7 +151,8 @@ def test_hostile_names_render_safely():
     cells = [(HOSTILE[i % 5], metric, "lower", "complexity", float(i)) for i, metric in
              enumerate(["ef", "m|`q`", "ef", "m|`q`", "ef"])]
     rows = make_rows(cells, dataset="d|s<b>", activation="relu\n| x |")
-    text = render(rows, ["s|`"], "bench leaderboard 's|`'", config=CONFIG, globs=["r/s/*.parquet"])
+    text = render(rows, ["s|`"], "bench leaderboard 's|`'", config=CONFIG, globs=["r/s/*.parquet"],
+                  plots=[("EF of a|b<script>", "plots/a b<c>.png")], method_citations={"back\\": "x|<i>"})
     assert "<script>" not in outside_code(text) and "<b>" not in outside_code(text)
     assert text.count("```") % 2 == 0
     blocks = table_blocks(text)

@@ -154,15 +154,18 @@ class Validation:
     stochastic: bool
 
 
-def _call(method: Method, model, x: Tensor, target: Tensor, x_range, seed: int, global_seed: int) -> Tensor:
-    torch.manual_seed(global_seed)  # a method that uses the global RNG gives different maps per call
-    gen = torch.Generator(device=x.device).manual_seed(seed)
+def _call(method: Method, model, x: Tensor, target: Tensor, x_range, global_seed: int = 1
+          ) -> tuple[Tensor, torch.Generator]:
+    """One call with a fresh generator seeded 0, the global RNG seeded ``global_seed``: a method that
+    uses the global RNG instead of the generator gives different maps for different global seeds."""
+    torch.manual_seed(global_seed)
+    gen = torch.Generator(device=x.device).manual_seed(0)
     try:
         out = method(model, x, target, x_range=x_range, generator=gen)
     except Exception as e:
         raise SubmissionError(f"method '{method.name}' raised {type(e).__name__}: {e} "
                               f"(on a batch of {len(x)} inputs of shape {tuple(x.shape[1:])})") from None
-    return out
+    return out, gen
 
 
 def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seconds_per_map: float) -> Validation:
@@ -172,7 +175,7 @@ def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seco
 
     x_before = x.clone()
     t0 = time.perf_counter()
-    maps = _call(method, model, x, target, x_range, seed=0, global_seed=1)
+    maps, gen = _call(method, model, x, target, x_range, global_seed=1)
     first = time.perf_counter() - t0
     try:
         check_maps(maps, x, method.name)
@@ -180,26 +183,24 @@ def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seco
         raise SubmissionError(str(e)) from None
     if not torch.equal(x, x_before):
         raise SubmissionError(f"method '{method.name}' modified its input x in place; work on a copy")
+    stochastic = not torch.equal(gen.get_state(), torch.Generator(device=x.device).manual_seed(0).get_state())
 
     t0 = time.perf_counter()
-    again = _call(method, model, x, target, x_range, seed=0, global_seed=2)
+    again, _ = _call(method, model, x, target, x_range, global_seed=2)
     seconds = min(first, time.perf_counter() - t0) / len(x)
     if not isinstance(again, Tensor) or again.shape != maps.shape or not torch.equal(again, maps):
-        diff = (again - maps).abs().max().item() if isinstance(again, Tensor) and again.shape == maps.shape else "?"
+        same_shape = isinstance(again, Tensor) and again.shape == maps.shape
+        diff = f"{(again - maps).abs().max().item():.3g}" if same_shape else "a different shape"
         raise SubmissionError(f"method '{method.name}' is not deterministic under a fixed generator: two calls "
                               f"with torch.Generator seeded 0 differ by up to {diff}; draw random numbers "
                               "with the `generator` argument, not torch's global RNG")
 
-    gen = torch.Generator(device=x.device).manual_seed(0)
-    probe = torch.Generator(device=x.device).manual_seed(0)
-    _ = method(model, x, target, x_range=x_range, generator=gen)
-    stochastic = not torch.equal(gen.get_state(), probe.get_state())
     if not stochastic:  # a method drawing noise per batch cannot match item by item; the rest must
-        items = torch.cat([_call(method, model, x[i : i + 1], target[i : i + 1], x_range, 0, 1)
+        items = torch.cat([_call(method, model, x[i : i + 1], target[i : i + 1], x_range)[0]
                            for i in range(len(x))])
         scale = maps.abs().max().item() or 1.0
         if items.shape != maps.shape or not torch.allclose(items, maps, rtol=1e-4, atol=1e-5 * scale):
-            diff = (items - maps).abs().max().item() if items.shape == maps.shape else "?"
+            diff = f"{(items - maps).abs().max().item():.3g}" if items.shape == maps.shape else "a different shape"
             raise SubmissionError(f"method '{method.name}' gives a batch different maps than its items one by one "
                                   f"(max difference {diff}); inputs must not influence each other's maps "
                                   "(no batch-wide normalisation)")

@@ -43,6 +43,11 @@ def noisy_grad(model, x, target, *, generator, chunk_size, sigma=0.1):
     return input_gradient(model, x + sigma * eps, target, chunk_size)
 
 
+def batch_max(model, x, target, *, chunk_size):
+    g = input_gradient(model, x, target, chunk_size)
+    return g / g.abs().max()  # normalised over the whole batch: a map depends on the other inputs
+
+
 def global_rng(model, x, target, *, chunk_size):
     return input_gradient(model, x, target, chunk_size) + torch.randn_like(x)  # not the job's generator
 '''
@@ -116,6 +121,7 @@ def test_published_name_is_refused(work, capsys):
     ("wrong_shape", "returned shape (4, 1, 32, 32), expected the input's (4, 3, 32, 32)"),
     ("raises", "raised RuntimeError: no map today"),
     ("global_rng", "not deterministic under a fixed generator"),
+    ("batch_max", "different maps than its items one by one"),
 ])
 def test_bad_method_is_refused_and_nothing_changes(work, capsys, function, message):
     state = snapshot(work)

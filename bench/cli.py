@@ -93,14 +93,47 @@ def _report_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import render
+    from bench.leaderboard import write_board
+
+    out, rows, notes = write_board(args.results, args.suites or ["default"], args.out, plots=not args.no_plots,
+                                   saliency=not args.no_saliency)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {out} ({rows['job_id'].nunique()} jobs, {len(rows)} rows)")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from bench.leaderboard import result_roots
+    from bench.plots import make_plots
+    from bench.results import load_rows
+
+    roots = result_roots(args.results, args.suites or ["default"])
+    made, notes = make_plots(load_rows(*roots), roots, Path(args.out or Path(args.results) / "plots"),
+                             saliency=not args.no_saliency)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for _, path in made:
+        print(path)
+    return 0
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from bench.leaderboard import bibtex, result_roots
     from bench.results import load_rows
 
     suites = args.suites or ["default"]
-    rows = load_rows(*(Path(args.results) / s for s in suites))
-    command = "bench leaderboard " + " ".join(suites)
-    Path(args.out).write_text(render(rows, suites, command), encoding="utf-8")
-    print(f"wrote {args.out} ({rows['job_id'].nunique()} jobs, {len(rows)} rows)")
+    print(bibtex(load_rows(*result_roots(args.results, suites)), suites), end="")
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from bench.submit import submit
+
+    result = submit(args.spec, args.name, params=args.params, citation=args.citation, replace=args.replace,
+                    suite=args.suite, results=args.results, out=args.out, device=args.device,
+                    max_seconds_per_map=args.max_seconds, plots=not args.no_plots, progress=not args.quiet)
+    print(result.summary())
     return 0
 
 
@@ -143,7 +176,38 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("suites", nargs="*", help="suite names (default: default)")
     lb.add_argument("--results", default="results")
     lb.add_argument("--out", default="leaderboard.md")
+    lb.add_argument("--no-plots", action="store_true", help="render the board without drawing plots")
+    lb.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
     lb.set_defaults(func=_cmd_leaderboard)
+
+    pl = sub.add_parser("plot", help="draw the board's plots into RESULTS/plots/")
+    pl.add_argument("suites", nargs="*", help="suite names (default: default)")
+    pl.add_argument("--results", default="results")
+    pl.add_argument("--out", default=None, help="folder for the PNGs (default RESULTS/plots)")
+    pl.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
+    pl.set_defaults(func=_cmd_plot)
+
+    c = sub.add_parser("cite", help="print BibTeX naming the board version and results digest")
+    c.add_argument("suites", nargs="*", help="suite names (default: default)")
+    c.add_argument("--results", default="results")
+    c.set_defaults(func=_cmd_cite)
+
+    sm = sub.add_parser("submit", help="validate a new method, run the standard suite for it, update the board")
+    sm.add_argument("spec", help="path/to/file.py:function, package.module:function, or an installed "
+                                 "entry point of group bench.methods")
+    sm.add_argument("--name", required=True, help="the method's name on the board")
+    sm.add_argument("--params", default="{}", help="JSON object of the method's parameters")
+    sm.add_argument("--citation", default="", help="how to cite the method")
+    sm.add_argument("--replace", action="store_true", help="replace an earlier submission of the same name")
+    sm.add_argument("--suite", default="default", help="suite name or path (default: default)")
+    sm.add_argument("--results", default="results")
+    sm.add_argument("--out", default="leaderboard.md", help="the board to regenerate")
+    sm.add_argument("--device", default="auto")
+    sm.add_argument("--max-seconds", type=float, default=5.0, help="refuse a method slower than this per map "
+                                                                   "on the validation batch (default 5)")
+    sm.add_argument("--no-plots", action="store_true", help="regenerate the board without plots")
+    sm.add_argument("--quiet", action="store_true", help="no progress bars")
+    sm.set_defaults(func=_cmd_submit)
 
     ls = sub.add_parser("list", help="list registered methods, metrics, models, datasets or suites")
     ls.add_argument("kind", choices=["methods", "metrics", "models", "datasets", "suites"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from bench.models.train import Recipe
 
 SUITES_DIR = registry.REGISTRY_DIR / "suites"
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
-            "target", "output", "citation", "claims"}
+            "target", "output", "citation", "claims", "sanity"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params"}
 NAMED_KEYS = {"name", "params"}
@@ -34,7 +34,10 @@ class Suite:
     description: str
     path: Path
     jobs: tuple[Job, ...]
-    claims: tuple[dict[str, Any], ...] = ()
+    # Randomisation sanity thresholds, ``{"consistency_max": 0.5}``: the board marks a method ⚠
+    # whose mean ``consistency`` exceeds it (a map that survives weight randomisation explains little).
+    sanity: dict[str, float] = field(default_factory=dict)
+    claims: tuple[dict[str, Any], ...] = ()  # paper claims judged by `bench report --claims`
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
@@ -174,4 +177,15 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
                                 output, label))
     claims = spec.get("claims", [])
     check_claims(claims)
-    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), tuple(claims))
+    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), _sanity(spec.get("sanity", {})),
+                 tuple(claims))
+
+
+def _sanity(table: Any) -> dict[str, float]:
+    """``[sanity] consistency_max = 0.5``: keys ``<metric>_max`` or ``<metric>_min``, numbers."""
+    if not isinstance(table, dict):
+        raise SuiteError("[sanity] must be a table like 'consistency_max = 0.5'")
+    for key, value in table.items():
+        if not key.endswith(("_max", "_min")) or isinstance(value, bool) or not isinstance(value, int | float):
+            raise SuiteError(f"[sanity] {key} = {value!r}: keys are <metric>_max or <metric>_min, values numbers")
+    return {k: float(v) for k, v in table.items()}

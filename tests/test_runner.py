@@ -97,7 +97,7 @@ def test_cli_run_exit_codes_and_dry_run(tmp_path, tiny_suite, capsys):
 @pytest.mark.parametrize("argv, match", [
     (["run", "nosuchsuite"], "unknown suite 'nosuchsuite'"),
     (["run", "missing.toml"], "does not exist"),
-    (["leaderboard", "nosuite", "--results", "/nonexistent"], "no results folder"),
+    (["leaderboard", "nosuite", "--results", "/nonexistent"], "no results for suite(s) nosuite"),
     (["list", "methods", "*"], None),
 ])
 def test_cli_errors_are_one_line(argv, match, capsys):

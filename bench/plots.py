@@ -1,0 +1,226 @@
+"""Figures linked from the board: each is drawn only when its data exists in the results.
+
+- EF vs β: the ``ef`` metric over the ``softplus:β`` activations of a (suite, dataset, model);
+- agreement vs split factor: agreement-category metrics over the split factor of their models;
+- stability / fidelity vs σ: over the smoothing σ (or α) of a method's parameter grid;
+- radial power spectra: from ``results/<suite>/_spectra/``;
+- a saliency grid per track: maps recomputed via the registry for a few inputs, from cached models only
+  (a plot never trains a model).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+TRACK = ["suite", "dataset", "model", "activation"]
+PNG_METADATA = {"Software": None}  # no version string: the same data gives the same bytes
+
+
+def slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-") or "plot"
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
+    plt.close(fig)
+    return path
+
+
+def _beta(activation: str) -> float | None:
+    m = re.fullmatch(r"softplus:([0-9.eE+-]+)", str(activation))
+    return float(m.group(1)) if m else None
+
+
+def ef_vs_beta(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
+    ef = rows[rows["metric"] == "ef"].assign(beta=lambda d: d["activation"].map(_beta))
+    out = []
+    for (suite, dataset, model), g in ef.groupby(["suite", "dataset", "model"], sort=True):
+        sp = g[g["beta"].notna()]
+        if sp.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, (method, m) in enumerate(sp.groupby("method_label", sort=True)):
+            curve = m.groupby("beta")["value"].mean()
+            line, = ax.plot(curve.index, curve.values, marker="o", label=method, color=f"C{i % 10}")
+            relu = g[(g["method_label"] == method) & (g["activation"] == "relu")]["value"]
+            if len(relu):
+                ax.axhline(relu.mean(), ls="--", lw=0.8, color=line.get_color())
+        ax.set(xscale="log", xlabel="SoftPlus β (dashed: ReLU)", ylabel="EF (lower = simpler)",
+               title=f"EF vs β — {dataset} · {model}")
+        ax.legend(fontsize=7)
+        title = f"EF vs β: {dataset} · {model} ({suite})"
+        out.append((title, _save(fig, out_dir / f"{slug('ef_vs_beta', suite, dataset, model)}.png")))
+    return out
+
+
+def _json_field(text: object, key: str) -> object:
+    try:
+        return json.loads(text).get(key)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
+    agr = rows[rows["category"] == "agreement"].copy()
+    if agr.empty:
+        return []
+    from_metric = agr["metric_params"].map(lambda s: _json_field(s, "split_factor"))
+    from_model = agr["model_recipe"].map(lambda s: _json_field(s, "split_factor"))
+    agr["sf"] = pd.to_numeric(from_metric.where(from_metric.notna(), from_model), errors="coerce")
+    agr = agr[agr["sf"].notna()]
+    out = []
+    for (suite, dataset, model, act), g in agr.groupby(TRACK, sort=True):
+        if g["sf"].nunique() < 2:
+            continue
+        metrics = sorted(g["metric"].unique())
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            for method, m in g[g["metric"] == metric].groupby("method_label", sort=True):
+                curve = m.groupby("sf")["value"].mean()
+                ax.plot(curve.index, curve.values, marker="o", label=method)
+            ax.set(xscale="log", xlabel="split factor", title=metric)
+        axes[0][0].legend(fontsize=7)
+        title = f"Agreement vs split factor: {dataset} · {model} · {act} ({suite})"
+        out.append((title, _save(fig, out_dir / f"{slug('agreement_vs_sf', suite, dataset, model, act)}.png")))
+    return out
+
+
+def _sigma(params: object) -> float | None:
+    for key in ("sigma", "alpha"):
+        v = _json_field(params, key)
+        if isinstance(v, int | float):
+            return float(v)
+    return None
+
+
+def metric_vs_sigma(rows: pd.DataFrame, out_dir: Path, metrics: Sequence[str] = ("stability", "fidelity")
+                    ) -> list[tuple[str, Path]]:
+    sel = rows[rows["metric"].isin(metrics)].copy()
+    if sel.empty:
+        return []
+    sel["sigma"] = sel["method_params"].map(_sigma)
+    sel = sel[sel["sigma"].notna()]
+    out = []
+    for (suite, dataset, model, act), g in sel.groupby(TRACK, sort=True):
+        if g.groupby("method")["sigma"].nunique().max() < 2:
+            continue
+        present = [m for m in metrics if m in set(g["metric"])]
+        fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.5), squeeze=False)
+        for ax, metric in zip(axes[0], present, strict=True):
+            for method, m in g[g["metric"] == metric].groupby("method", sort=True):
+                curve = m.groupby("sigma")["value"].mean()
+                ax.plot(curve.index, curve.values, marker="o", label=method)
+            ax.set(xlabel="σ (absolute, or α relative to the input range)", title=f"{metric} (lower = better)")
+        axes[0][0].legend(fontsize=7)
+        title = f"Stability / fidelity vs σ: {dataset} · {model} · {act} ({suite})"
+        out.append((title, _save(fig, out_dir / f"{slug('sigma', suite, dataset, model, act)}.png")))
+    return out
+
+
+def load_spectra(roots: Sequence[Path]) -> pd.DataFrame:
+    frames = [pq.read_table(f).to_pandas() for r in roots for f in sorted((Path(r) / "_spectra").glob("*.parquet"))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def power_spectra(rows: pd.DataFrame, spectra: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
+    if spectra.empty:
+        return []
+    jobs = rows.drop_duplicates("job_id")[["job_id", *TRACK, "method_label"]]
+    data = spectra.merge(jobs, on="job_id")
+    out = []
+    for (suite, dataset, model, act), g in data.groupby(TRACK, sort=True):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method, m in g.groupby("method_label", sort=True):
+            curve = m.groupby("frequency")["power"].mean()
+            ax.plot(curve.index, curve.values / curve.values.sum(), label=method)
+        ax.set(yscale="log", xlabel="normalised radial frequency", ylabel="normalised power",
+               title=f"Radial power spectra — {dataset} · {model} · {act}")
+        ax.legend(fontsize=7)
+        title = f"Radial power spectra: {dataset} · {model} · {act} ({suite})"
+        out.append((title, _save(fig, out_dir / f"{slug('spectra', suite, dataset, model, act)}.png")))
+    return out
+
+
+def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[list[tuple[str, Path]], list[str]]:
+    """One grid per track (inputs × methods); tracks whose model is not cached are skipped with a note."""
+    import torch
+
+    from bench import registry
+    from bench.data import load_dataset
+    from bench.methods import create_method
+    from bench.models.train import Recipe, cache_dir, get_model
+    from bench.runner import scored_model
+
+    out, notes = [], []
+    for (suite, dataset, model, act), g in rows.groupby(TRACK, sort=True):
+        first = g.sort_values(["model_seed", "job_id"]).iloc[0]
+        recipe = Recipe(**json.loads(first["model_recipe"]))
+        title = f"Saliency maps: {dataset} · {model} · {act} ({suite})"
+        path = out_dir / f"{slug('saliency', suite, dataset, model, act)}.png"
+        if not (cache_dir() / f"{recipe.hash}.pt").exists():
+            # Keep a grid drawn earlier: the board must not depend on what this machine has cached.
+            if path.exists():
+                out.append((title, path))
+            notes.append(f"saliency grid of {dataset} · {model} · {act}: model {recipe.hash} not cached, "
+                         f"{'kept the existing grid' if path.exists() else 'skipped'} (bench train SUITE)")
+            continue
+        jobs = g[g["model_hash"] == first["model_hash"]].drop_duplicates("method_label").sort_values("method_label")
+        jobs = jobs[jobs["method"].map(lambda m: m in registry.methods)]
+        if jobs.empty:
+            continue
+        data = load_dataset(recipe.dataset, **recipe.dataset_params)
+        net = get_model(recipe, "cpu", progress=False).model.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        x, y = data.x_test[:inputs], data.y_test[:inputs]
+        x_range = (data.x_min, data.x_max)
+        images = (x * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(1, -1, 1, 1)).clamp(0, 1)
+        fig, axes = plt.subplots(len(x), 1 + len(jobs), figsize=(1.6 * (1 + len(jobs)), 1.6 * len(x)),
+                                 squeeze=False)
+        for i in range(len(x)):
+            img = images[i].permute(1, 2, 0).numpy()
+            axes[i][0].imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray")
+        axes[0][0].set_title("input", fontsize=7)
+        for j, job in enumerate(jobs.itertuples(index=False), start=1):
+            scored = scored_model(net, job.output)
+            target = scored(x).argmax(1) if job.target == "predicted" else y
+            method = create_method(job.method, **json.loads(job.method_params))
+            gen = torch.Generator().manual_seed(int(job.seed))
+            maps = method(scored, x, target, x_range=x_range, generator=gen).detach().sum(1).numpy()
+            for i in range(len(x)):
+                lim = float(np.abs(maps[i]).max()) or 1.0
+                axes[i][j].imshow(maps[i], cmap="bwr", vmin=-lim, vmax=lim)
+            axes[0][j].set_title(job.method_label, fontsize=7)
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        out.append((title, _save(fig, path)))
+    return out, notes
+
+
+def make_plots(rows: pd.DataFrame, roots: Sequence[Path], out_dir: Path | str, saliency: bool = True
+               ) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Every plot whose data exists: (title, path) pairs and notes on what was skipped."""
+    out_dir = Path(out_dir)
+    for col in ("method_params", "metric_params", "model_recipe"):  # rows of hand-made or older tables
+        if col not in rows:
+            rows = rows.assign(**{col: "{}"})
+    plots = ef_vs_beta(rows, out_dir) + agreement_vs_split(rows, out_dir) + metric_vs_sigma(rows, out_dir)
+    plots += power_spectra(rows, load_spectra(roots), out_dir)
+    notes: list[str] = []
+    if saliency:
+        grids, notes = saliency_grids(rows, out_dir)
+        plots += grids
+    return plots, notes

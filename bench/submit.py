@@ -1,0 +1,338 @@
+"""Submit a new method in one command: validate it, run the standard suite for it alone, update the board.
+
+``bench submit path/to/file.py:function --name NAME`` (or ``package.module:function``, or the name of an
+installed entry point of group ``bench.methods``). The function follows the method contract of
+``bench.methods.base``; it may leave out the context arguments it does not use (``x_range``,
+``generator``, ``chunk_size``). Nothing is written until the method passes every check and every job
+of the suite ran: a refusal is one line, and results and board stay byte for byte as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bench import registry
+from bench.errors import GradBenchError
+from bench.leaderboard import SUBMISSIONS, write_board
+from bench.methods.base import _CONTEXT_ARGS, Method, register_method
+from bench.suite import Suite, expand, load_suite, resolve_suite_path
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+VALIDATION_INPUTS = 4
+_SUBMITTED: set[str] = set()  # names this process registered by submitting (a resubmission is not a clash)
+
+
+class SubmissionError(GradBenchError):
+    """A refused submission: the message is one line that names the fix."""
+
+    def __init__(self, message: str):
+        super().__init__("submission refused: " + one_line(message))
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+@dataclass
+class Submission:
+    name: str
+    folder: Path
+    board: Path | None
+    jobs: int
+    rows: int
+    seconds_per_map: float
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        board = f"; board {self.board}" if self.board else ""
+        lines = [f"submitted '{self.name}': {self.jobs} jobs, {self.rows} result rows in {self.folder}{board} "
+                 f"({self.seconds_per_map:.3g} s per map at validation)"]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+# -- loading the function -----------------------------------------------------------------------
+def load_function(spec: str) -> Callable[..., Tensor]:
+    """``file.py:function``, ``package.module:function`` or an entry point name of ``bench.methods``."""
+    if ":" in spec:
+        where, _, attr = spec.rpartition(":")
+        if where.endswith(".py") or os.sep in where or "/" in where:
+            path = Path(where)
+            if not path.is_file():
+                raise SubmissionError(f"no file {path}; give path/to/file.py:function")
+            digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+            mod_spec = importlib.util.spec_from_file_location(f"gradbench_submission_{digest}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[mod_spec.name] = module
+            try:
+                mod_spec.loader.exec_module(module)
+            except Exception as e:
+                raise SubmissionError(f"importing {path} raised {type(e).__name__}: {e}") from None
+        else:
+            try:
+                module = importlib.import_module(where)
+            except Exception as e:
+                raise SubmissionError(f"cannot import module '{where}' ({type(e).__name__}: {e})") from None
+        fn = getattr(module, attr, None)
+        if fn is None:
+            raise SubmissionError(f"{where} has no attribute '{attr}'")
+    else:
+        eps = entry_points(group="bench.methods", name=spec)
+        if not eps:
+            raise SubmissionError(f"'{spec}' is neither path/to/file.py:function, package.module:function, "
+                                  "nor an installed entry point of group bench.methods")
+        try:
+            fn = next(iter(eps)).load()
+        except Exception as e:
+            raise SubmissionError(f"loading entry point '{spec}' raised {type(e).__name__}: {e}") from None
+    if not callable(fn):
+        raise SubmissionError(f"{spec} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def adapt(fn: Callable[..., Tensor], params: dict[str, Any]) -> Callable[..., Tensor]:
+    """Wrap ``fn`` as a registrable method: it gets only the context arguments it declares (so
+    ``fn(model, x, target)`` is valid), and the wrapper's signature names its parameters, which is
+    what the registry and the suite check ``--params`` against."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise SubmissionError("cannot read the function's signature; define it with def") from None
+    ps = list(sig.parameters.values())
+    positional = [p for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 3 and not any(p.kind is p.VAR_POSITIONAL for p in ps):
+        raise SubmissionError(f"the function takes ({', '.join(sig.parameters)}); a method takes (model, x, "
+                              "target, *, x_range, generator, chunk_size, **params)")
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in ps)
+    wanted = set(_CONTEXT_ARGS) if var_kw else _CONTEXT_ARGS & set(sig.parameters)
+    own = [p.replace(kind=p.KEYWORD_ONLY) for p in ps[3:] if p.name not in _CONTEXT_ARGS
+           and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    if var_kw:
+        own += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in sorted(params)
+                if k not in {p.name for p in own}]
+    unknown = set(params) - {p.name for p in own}
+    if unknown:
+        raise SubmissionError(f"the function takes no parameter {', '.join(sorted(unknown))}; "
+                              f"it takes: {', '.join(p.name for p in own) or 'none'}")
+
+    def method(model, x, target, **kw):
+        return fn(model, x, target, **{k: v for k, v in kw.items() if k in wanted or k not in _CONTEXT_ARGS})
+
+    P = inspect.Parameter
+    method.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [P(n, P.POSITIONAL_OR_KEYWORD) for n in ("model", "x", "target")]
+        + [P(n, P.KEYWORD_ONLY) for n in ("x_range", "generator", "chunk_size")] + own)
+    method.__doc__ = fn.__doc__
+    method.__name__ = getattr(fn, "__name__", "method")
+    return method
+
+
+# -- validation ---------------------------------------------------------------------------------
+@dataclass
+class Validation:
+    seconds_per_map: float
+    stochastic: bool
+
+
+def _call(method: Method, model, x: Tensor, target: Tensor, x_range, global_seed: int = 1
+          ) -> tuple[Tensor, torch.Generator]:
+    """One call with a fresh generator seeded 0, the global RNG seeded ``global_seed``: a method that
+    uses the global RNG instead of the generator gives different maps for different global seeds."""
+    torch.manual_seed(global_seed)
+    gen = torch.Generator(device=x.device).manual_seed(0)
+    try:
+        out = method(model, x, target, x_range=x_range, generator=gen)
+    except Exception as e:
+        raise SubmissionError(f"method '{method.name}' raised {type(e).__name__}: {e} "
+                              f"(on a batch of {len(x)} inputs of shape {tuple(x.shape[1:])})") from None
+    return out, gen
+
+
+def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seconds_per_map: float) -> Validation:
+    """Shape, dtype, device, finiteness, no input mutation, determinism, batch = items, speed."""
+    from bench.errors import MethodOutputError
+    from bench.runner import check_maps
+
+    x_before = x.clone()
+    t0 = time.perf_counter()
+    maps, gen = _call(method, model, x, target, x_range, global_seed=1)
+    first = time.perf_counter() - t0
+    try:
+        check_maps(maps, x, method.name)
+    except MethodOutputError as e:
+        raise SubmissionError(str(e)) from None
+    if not torch.equal(x, x_before):
+        raise SubmissionError(f"method '{method.name}' modified its input x in place; work on a copy")
+    stochastic = not torch.equal(gen.get_state(), torch.Generator(device=x.device).manual_seed(0).get_state())
+
+    t0 = time.perf_counter()
+    again, _ = _call(method, model, x, target, x_range, global_seed=2)
+    seconds = min(first, time.perf_counter() - t0) / len(x)
+    if not isinstance(again, Tensor) or again.shape != maps.shape or not torch.equal(again, maps):
+        same_shape = isinstance(again, Tensor) and again.shape == maps.shape
+        diff = f"{(again - maps).abs().max().item():.3g}" if same_shape else "a different shape"
+        raise SubmissionError(f"method '{method.name}' is not deterministic under a fixed generator: two calls "
+                              f"with torch.Generator seeded 0 differ by up to {diff}; draw random numbers "
+                              "with the `generator` argument, not torch's global RNG")
+
+    if not stochastic:  # a method drawing noise per batch cannot match item by item; the rest must
+        items = torch.cat([_call(method, model, x[i : i + 1], target[i : i + 1], x_range)[0]
+                           for i in range(len(x))])
+        scale = maps.abs().max().item() or 1.0
+        if items.shape != maps.shape or not torch.allclose(items, maps, rtol=1e-4, atol=1e-5 * scale):
+            diff = f"{(items - maps).abs().max().item():.3g}" if items.shape == maps.shape else "a different shape"
+            raise SubmissionError(f"method '{method.name}' gives a batch different maps than its items one by one "
+                                  f"(max difference {diff}); inputs must not influence each other's maps "
+                                  "(no batch-wide normalisation)")
+    if seconds > max_seconds_per_map:
+        raise SubmissionError(f"method '{method.name}' takes {seconds:.3g} s per map on {x.device.type}, over the "
+                              f"limit of {max_seconds_per_map:g} s (--max-seconds)")
+    return Validation(seconds, stochastic)
+
+
+def validation_batch(suite: Suite, device: torch.device):
+    """An untrained model of the suite's first recipe and a few of its test inputs: the checks are about
+    the method's contract, not the model's accuracy, so nothing is trained here."""
+    from bench.data import load_dataset
+    from bench.models.zoo import build_model
+    from bench.runner import scored_model
+
+    job = suite.jobs[0]
+    r = job.recipe
+    data = load_dataset(r.dataset, **r.dataset_params)
+    torch.manual_seed(r.seed)
+    model = build_model(r.architecture, r.activation, data.in_chans, data.num_classes, data.image_size,
+                        **r.model_params)
+    model = scored_model(model.to(device).eval(), job.output)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = data.x_test[:VALIDATION_INPUTS].to(device)
+    target = data.y_test[:VALIDATION_INPUTS].to(device)
+    return model, x, target, (data.x_min.to(device), data.x_max.to(device))
+
+
+# -- the command --------------------------------------------------------------------------------
+def _published(name: str) -> bool:
+    """A name the registry already serves that is not an installed plugin of the same name."""
+    return (name in registry.methods and name not in _SUBMITTED
+            and not entry_points(group="bench.methods", name=name))
+
+
+def method_suite(suite_path: Path, name: str, params: dict[str, Any]) -> Suite:
+    """The suite with its methods replaced by the submitted one (same suite name, so tracks merge)."""
+    with suite_path.open("rb") as f:
+        spec = tomllib.load(f)
+    spec["methods"] = [{"name": name, "params": params}]
+    try:
+        return expand(spec, suite_path)
+    except (GradBenchError, ValueError, TypeError) as e:
+        raise SubmissionError(f"{suite_path}: {e}") from None
+
+
+def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citation: str = "",
+           replace: bool = False, suite: str = "default", results: Path | str = "results",
+           out: Path | str | None = "leaderboard.md", device: str = "auto", max_seconds_per_map: float = 5.0,
+           plots: bool = True, progress: bool = True) -> Submission:
+    from bench.provenance import resolve_device
+    from bench.runner import Runner
+
+    results = Path(results)
+    if not NAME_RE.fullmatch(name):
+        raise SubmissionError(f"--name '{name}' must be 1–64 letters, digits or _ . + - (starting with a "
+                              "letter or digit)")
+    if _published(name):
+        raise SubmissionError(f"'{name}' is a published method (bench list methods); choose another --name")
+    folder = results / SUBMISSIONS / name
+    if folder.exists() and not replace:
+        raise SubmissionError(f"a submission named '{name}' exists ({folder}); pass --replace to overwrite it")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except json.JSONDecodeError as e:
+            raise SubmissionError(f"--params is not valid JSON ({e}); e.g. --params '{{\"n\": 10}}'") from None
+    if not isinstance(params, dict):
+        raise SubmissionError("--params must be a JSON object, e.g. '{\"n\": 10}'")
+
+    fn = adapt(load_function(spec), params)
+    suite_path = resolve_suite_path(suite)
+    base = load_suite(str(suite_path))
+    dev = resolve_device(device)
+    with torch.random.fork_rng(devices=[]):  # validation reseeds the global RNG; give the caller's back
+        validation = validate(Method(name, fn, params), *validation_batch(base, dev), max_seconds_per_map)
+
+    register_method(name, defaults=params, citation=citation)(fn)
+    _SUBMITTED.add(name)
+    sub = method_suite(suite_path, name, params)
+    staging = Path(tempfile.mkdtemp(dir=_mkdir(results), prefix=".submit-"))
+    try:
+        report = Runner(staging, device=device, progress=progress).run(sub)
+        if report.failed:
+            label, err = report.failed[0]
+            raise SubmissionError(f"job {label} failed: {err} ({len(report.failed)} of {report.total} jobs "
+                                  "failed; nothing was written)")
+        _write_record(staging, name, spec, params, citation, sub, validation)
+        _move_into_place(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    notes = []
+    if validation.stochastic:
+        notes.append("the method draws random numbers: batch-vs-items equality was not checked")
+    if not (results / sub.name).is_dir():
+        notes.append(f"no results of the other methods in {results / sub.name}; run 'bench run {suite}' "
+                     "to rank against them")
+    board = None
+    if out is not None:
+        board, _, plot_notes = write_board(results, [sub.name], out, plots=plots, sanity={sub.name: base.sanity})
+        notes += plot_notes
+    n_rows = sum(len(j.metrics) for j in sub.jobs)
+    return Submission(name, folder, board, len(sub.jobs), n_rows, validation.seconds_per_map, notes)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_record(staging: Path, name: str, spec: str, params: dict[str, Any], citation: str, suite: Suite,
+                  validation: Validation) -> None:
+    where = spec.rpartition(":")[0]
+    source = Path(where)
+    record = {"name": name, "source": spec, "params": params, "citation": citation, "suite": suite.name,
+              "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else "",
+              "seconds_per_map": validation.seconds_per_map, "stochastic": validation.stochastic,
+              "submitted_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    (staging / "submission.json").write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _move_into_place(staging: Path, folder: Path) -> None:
+    """Swap the staged results in (same filesystem: a rename); an older submission of the same name goes
+    only once the new one is in place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if folder.exists():
+        old = staging.parent / f"{staging.name}-old"
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

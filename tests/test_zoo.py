@@ -203,3 +203,92 @@ def test_pretrained_recipe_loads_from_cache_without_download():
 
     r = Recipe("timm:resnet10t", "shapes", dataset_params=TINY, model_params={"pretrained": True})
     assert isinstance(_fresh_model(r, load_dataset("shapes", **TINY), for_loading=True), nn.Module)
+
+
+# -- real datasets (no files here: the missing-data error, and ImageFolder trees written to tmp) ------
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10", "cifar100", "tinyimagenet", "caltech256",
+                                  "imagenette", "imagenet"])
+def test_missing_dataset_names_the_root_and_the_fix(tmp_path, monkeypatch, name):
+    from bench.data.vision import DatasetUnavailableError
+    from bench.registry import datasets
+
+    monkeypatch.setenv("GRADBENCH_DATA", str(tmp_path / "env-root"))
+    param_root = tmp_path / "param-root"
+    for kw, root in [({}, tmp_path / "env-root"), ({"data_root": str(param_root)}, param_root)]:
+        with pytest.raises(DatasetUnavailableError) as e:
+            datasets.create(name, **kw)
+        msg = str(e.value)
+        assert "\n" not in msg and str(root) in msg and "--data-root" in msg
+        assert ("download = true" in msg) == (name not in ("tinyimagenet", "imagenet"))
+
+
+def _png_tree(folder, classes, n, rng, size=(40, 52)):
+    from PIL import Image
+
+    for c in classes:
+        (folder / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            arr = (rng.random((*size, 3)) * 255).astype("uint8")
+            Image.fromarray(arr).save(folder / c / f"{c}_{i}.png")
+
+
+def test_imagefolder_tree_is_decoded_resized_and_capped(tmp_path):
+    import numpy as np
+
+    from bench.registry import datasets
+
+    rng = np.random.default_rng(0)
+    base = tmp_path / "imagenette2-320"
+    _png_tree(base / "train", ["n01440764", "n02102040", "n02979186"], 4, rng)
+    _png_tree(base / "val", ["n01440764", "n02102040", "n02979186"], 2, rng)
+    d = datasets.create("imagenette", data_root=str(tmp_path), image_size=24, train_per_class=3)
+    assert d.x_train.shape == (9, 3, 24, 24) and d.x_test.shape == (6, 3, 24, 24) and d.num_classes == 3
+    assert torch.equal(torch.bincount(d.y_train), torch.tensor([3, 3, 3]))
+    assert d.class_names == ("n01440764", "n02102040", "n02979186")
+    lo, hi = d.x_min.view(1, -1, 1, 1), d.x_max.view(1, -1, 1, 1)
+    assert torch.all(d.x_train >= lo - 1e-5) and torch.all(d.x_train <= hi + 1e-5)
+    # the same tree through the generic loader
+    g = datasets.create("imagefolder", root=str(base), image_size=24, train_per_class=3)
+    assert torch.equal(g.x_train, d.x_train) and torch.equal(g.y_test, d.y_test)
+
+
+def test_tinyimagenet_official_layout(tmp_path):
+    import numpy as np
+
+    from bench.registry import datasets
+
+    rng = np.random.default_rng(1)
+    base = tmp_path / "tiny-imagenet-200"
+    for w in ["n01", "n02"]:
+        _png_tree(base / "train" / w, ["images"], 3, rng, (64, 64))
+        for f in (base / "train" / w / "images").iterdir():
+            f.rename(f.with_name(f"{w}_{f.name}"))
+    _png_tree(base / "val", ["images"], 4, rng, (64, 64))
+    files = sorted(p.name for p in (base / "val" / "images").iterdir())
+    (base / "val" / "val_annotations.txt").write_text(
+        "".join(f"{f}\t{'n01' if i % 2 else 'n02'}\t0\t0\t8\t8\n" for i, f in enumerate(files)))
+    d = datasets.create("tinyimagenet", data_root=str(tmp_path))
+    assert d.x_train.shape == (6, 3, 64, 64) and d.x_test.shape == (4, 3, 64, 64)
+    assert sorted(d.y_test.tolist()) == [0, 0, 1, 1] and d.class_names == ("n01", "n02")
+
+
+def test_caltech256_split_is_stratified_and_drops_clutter(tmp_path):
+    import numpy as np
+
+    from bench.registry import datasets
+
+    rng = np.random.default_rng(2)
+    base = tmp_path / "caltech256" / "256_ObjectCategories"
+    _png_tree(base, ["001.ak47", "002.bat", "257.clutter"], 5, rng, (30, 30))
+    d = datasets.create("caltech256", data_root=str(tmp_path), image_size=16)
+    assert d.num_classes == 2 and len(d.x_train) == 8 and len(d.x_test) == 2
+    assert torch.equal(torch.bincount(d.y_test), torch.tensor([1, 1]))
+    assert datasets.create("caltech256", data_root=str(tmp_path), image_size=16, clutter=True).num_classes == 3
+
+
+def test_the_data_root_is_no_part_of_the_model_hash():
+    a = Recipe("resnet18-cifar", "cifar10", dataset_params={"data_root": "/a", "download": True})
+    b = Recipe("resnet18-cifar", "cifar10", dataset_params={"data_root": "/b"})
+    c = Recipe("resnet18-cifar", "cifar10", dataset_params={"n_train": 100})
+    assert a.hash == b.hash == Recipe("resnet18-cifar", "cifar10").hash != c.hash

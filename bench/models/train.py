@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from bench.data import ImageDataset, load_dataset
 from bench.data.splits import split_indices
+from bench.data.vision import LOCATION_PARAMS
 from bench.errors import GradBenchError
 from bench.models.zoo import build_model
 
@@ -73,7 +74,9 @@ class Recipe:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        d = asdict(self)  # where the data lie (data_root, download) is no part of what the model is
+        d["dataset_params"] = {k: v for k, v in d["dataset_params"].items() if k not in LOCATION_PARAMS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 @dataclass

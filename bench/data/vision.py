@@ -69,12 +69,12 @@ def _torchvision(name: str, cls_name: str, mean: tuple[float, ...], std: tuple[f
     for train, n in ((True, n_train), (False, n_test)):
         try:
             ds = cls(str(root), train=train, download=download)
-        except RuntimeError:  # torchvision: "Dataset not found or corrupted"
-            raise _missing(name, root, f"fetch it with dataset params {{ download = true }} "
-                                       f"(torchvision.datasets.{cls_name})") from None
-        except OSError as e:  # a download that could not reach the network
-            raise _missing(name, root, f"download failed ({type(e).__name__}: {str(e)[:80]}); fetch "
-                                       f"torchvision.datasets.{cls_name} on a machine with network") from None
+        except (RuntimeError, OSError) as e:  # not found; or (download = true) no network
+            cause = " ".join(str(e).split())[:80]
+            how = (f"download failed ({type(e).__name__}: {cause}); fetch torchvision.datasets.{cls_name} "
+                   "on a machine with network" if download else
+                   f"fetch it with dataset params {{ download = true }} (torchvision.datasets.{cls_name})")
+            raise _missing(name, root, how) from None
         data = torch.as_tensor(ds.data)
         x = data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)  # MNIST N×H×W; CIFAR N×H×W×C
         y = torch.as_tensor(ds.targets, dtype=torch.long)

@@ -157,7 +157,10 @@ def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bo
     n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
     n_fit = n - n_held
     part = split_indices(y_all[:n_fit], recipe.split_factor, recipe.split_index, recipe.split_seed)
-    x_tr, y_tr = x_all[part].to(device), y_all[part].to(device)
+    if recipe.split_factor == 1:  # the whole set: a view, not a copy
+        x_tr, y_tr = x_all[:n_fit].to(device), y_all[:n_fit].to(device)
+    else:
+        x_tr, y_tr = x_all[part].to(device), y_all[part].to(device)
     x_ho, y_ho = x_all[n_fit:].to(device), y_all[n_fit:].to(device)
     draws = n_fit if recipe.match_steps else len(part)
     steps_per_epoch = math.ceil(draws / recipe.batch_size)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -42,3 +44,37 @@ def test_bad_split_arguments_name_the_fix(labels, sf, index, match):
 def test_too_few_images_per_class():
     with pytest.raises(ValueError, match="fewer than split_factor 16"):
         split_indices(torch.tensor([0] * 20 + [1] * 5), 16, 0)
+
+
+def test_split_factor_suite_validates():
+    from bench.suite import load_suite
+
+    s = load_suite("split-factor")
+    assert sorted({j.recipe.split_factor for j in s.jobs}) == list(SPLIT_FACTORS)
+    assert all(j.recipe.split_index == 0 and j.recipe.match_steps for j in s.jobs)
+    assert len(s.jobs) == 5 * (1 + 5 + 1)  # sf × (grad, 5 SmoothGrad σ, IG)
+
+
+@pytest.mark.parametrize("models, match", [
+    ('architecture = "cnn-small"\nsplit_factor = [2, 3]', "each must be one of [1, 2, 4, 8, 16]"),
+    ('architecture = "timm:resnt18"', "did you mean 'resnet18'"),
+])
+def test_suite_model_errors(tmp_path, models, match):
+    from bench.errors import GradBenchError
+    from bench.suite import load_suite
+
+    p = tmp_path / "s.toml"
+    p.write_text(f'name = "t"\ndatasets = ["digits"]\nmetrics = ["ef"]\n[[models]]\n{models}\n'
+                 '[[methods]]\nname = "grad"\n')
+    with pytest.raises(GradBenchError, match=re.escape(match)):
+        load_suite(str(p))
+
+
+def test_timm_architectures_pass_through_a_suite(tmp_path):
+    from bench.suite import load_suite
+
+    p = tmp_path / "s.toml"
+    p.write_text('name = "t"\ndatasets = ["digits"]\nmetrics = ["ef"]\n[[models]]\narchitecture = "timm:resnet10t"\n'
+                 'params = { replace = "all" }\n[[methods]]\nname = "grad"\n')
+    (job,) = load_suite(str(p)).jobs
+    assert job.recipe.architecture == "timm:resnet10t" and job.recipe.model_params == {"replace": "all"}

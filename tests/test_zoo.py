@@ -18,30 +18,34 @@ X32 = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 @pytest.mark.parametrize("arch, params", [
     ("cnn-small", {}), ("mlp", {}), ("simple-cnn", {"depth": 6, "batchnorm": True, "skip": True}),
-    ("resnet18-cifar", {}), ("resnet18", {}), ("efficientnetv2_s", {}), ("timm:efficientnetv2_rw_t", {}),
-    ("convnext_tiny", {}),
+    ("resnet18-cifar", {}), ("resnet18", {}), ("timm:resnet10t", {}),
+    # SiLU / GELU networks: no ReLU to begin with; replace = "all" swaps their activations too
+    ("efficientnetv2_s", {"replace": "all"}), ("timm:efficientnetv2_rw_t", {"replace": "all"}),
+    ("convnext_tiny", {"replace": "all"}),
 ])
 def test_softplus_swap_leaves_no_relu_module_or_call(arch, params):
-    before = build_model(arch, "relu", 3, 10, 32, **params)
     model = build_model(arch, "softplus:5", 3, 10, 32, **params)
     assert remaining(model, (nn.ReLU,)) == []
     assert functional_relu_calls(model, X32) == []  # F.relu / torch.relu / Tensor.relu counted: none ran
-    n_relu = len(remaining(before, (nn.ReLU,)))
-    assert len(remaining(model, (nn.Softplus,))) == n_relu
+    assert remaining(model, (nn.Softplus,))
     assert all(m.beta == 5 for m in model.modules() if isinstance(m, nn.Softplus))
+    if params.get("replace") == "all":
+        from timm.layers.activations import GELU as TimmGELU
+
+        assert not remaining(model, (nn.SiLU, nn.GELU, TimmGELU))
+    else:  # one Softplus per ReLU of the plain model
+        plain = build_model(arch, "relu", 3, 10, 32, **params)
+        assert len(remaining(model, (nn.Softplus,))) == len(remaining(plain, (nn.ReLU,)))
 
 
-def test_non_relu_activations_stay_unless_asked():
-    eff = build_model("efficientnetv2_s", "softplus:5", 3, 10, 32)
-    assert remaining(eff, (nn.SiLU,)) and not remaining(eff, (nn.Softplus,))
+@pytest.mark.parametrize("arch", ["efficientnetv2_s", "convnext_tiny"])
+def test_non_relu_activations_stay_unless_asked(arch):
     from timm.layers.activations import GELU as TimmGELU
 
-    cnx = build_model("convnext_tiny", "softplus:5", 3, 10, 32)
-    assert remaining(cnx, (TimmGELU, nn.GELU)) and not remaining(cnx, (nn.Softplus,))
-    cnx_all = build_model("convnext_tiny", "softplus:5", 3, 10, 32, replace="all")
-    assert not remaining(cnx_all, (TimmGELU, nn.GELU)) and remaining(cnx_all, (nn.Softplus,))
-    eff_all = build_model("efficientnetv2_s", "softplus:5", 3, 10, 32, replace="all")
-    assert not remaining(eff_all, (nn.SiLU,)) and remaining(eff_all, (nn.Softplus,))
+    plain = build_model(arch, "relu", 3, 10, 32)  # nothing to swap: the network as timm builds it
+    assert not remaining(plain, (nn.ReLU,)) and remaining(plain, (nn.SiLU, nn.GELU, TimmGELU))
+    with pytest.raises(ModelError, match='has no ReLU module to replace with softplus:5; set params.replace = "all"'):
+        build_model(arch, "softplus:5", 3, 10, 32)
 
 
 def test_relu_calls_are_detected():

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from bench.errors import GradBenchError
-from bench.models.activations import act_layer, set_activation
+from bench.models.activations import act_layer, remaining, replace_types, set_activation
 from bench.registry import Entry, models
 
 TIMM_PREFIX = "timm:"
@@ -179,4 +179,8 @@ def build_model(architecture: str, activation: str, in_chans: int, num_classes: 
             model = entry.create(**kwargs)
     else:
         model = entry.create(**kwargs)
+    if activation != "relu" and not remaining(model, replace_types(replace)):
+        # Otherwise a β sweep over a GELU network silently trains the same model under many names.
+        raise ModelError(f"{architecture} has no {'ReLU' if replace == 'relu' else 'activation'} module to replace "
+                         f"with {activation}; set params.replace = \"all\" to swap its other activations too")
     return set_activation(model, activation, replace)

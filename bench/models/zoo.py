@@ -164,7 +164,8 @@ def build_model(architecture: str, activation: str, in_chans: int, num_classes: 
 
     ``params`` go to the architecture's factory, except ``replace``: ``"relu"`` (default) swaps
     ReLU modules only, ``"all"`` every activation (timm models then also get ``act_layer=``, so
-    blocks that build their activation from it get ours).
+    blocks that build their activation from it get ours). A non-ReLU ``activation`` on a network
+    with nothing ``replace`` selects (ConvNeXt, ViT, EfficientNet under ``"relu"``) is an error.
     """
     replace = params.pop("replace", "relu")
     entry = architecture_entry(architecture)

@@ -26,7 +26,8 @@ SUITES_DIR = registry.REGISTRY_DIR / "suites"
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
             "target", "output", "citation"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
-              "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay"}
+              "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
+              "augment"}
 NAMED_KEYS = {"name", "params"}
 
 
@@ -174,7 +175,8 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
                 max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "max_epochs"), seed=mseed,
                 optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
                 batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
-                match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0))
+                match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),
+                augment=m.get("augment", False))
             for name, params, label in methods:
                 jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
                                 output, label))

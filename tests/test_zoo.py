@@ -130,7 +130,8 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("kw", [{"optimizer": "adam"}, {"optimizer": "sgd", "lr": 0.05, "split_factor": 2}])
+@pytest.mark.parametrize("kw", [{"optimizer": "adam"},
+                                {"optimizer": "sgd", "lr": 0.05, "split_factor": 2, "augment": True}])
 def test_resume_after_kill_is_bit_identical(monkeypatch, tmp_path, kw):
     import bench.models.train as train
 
@@ -296,3 +297,22 @@ def test_the_data_root_is_no_part_of_the_model_hash():
     b = Recipe("resnet18-cifar", "cifar10", dataset_params={"data_root": "/b"})
     c = Recipe("resnet18-cifar", "cifar10", dataset_params={"n_train": 100})
     assert a.hash == b.hash == Recipe("resnet18-cifar", "cifar10").hash != c.hash
+
+
+def test_augment_crops_and_flips():
+    from bench.models.train import _augment
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    out = _augment(x, torch.Generator().manual_seed(0), pad=0)  # no padding: only flips
+    for i in range(2):
+        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+    out = _augment(x, torch.Generator().manual_seed(1), pad=2)
+    assert out.shape == x.shape
+    # every output row is a (possibly flipped) shifted window of the zero-padded input
+    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        found = any(torch.equal(out[i], c) for dy in range(5) for dx in range(5)
+                    for c in (xp[i, :, dy:dy + 8, dx:dx + 8], xp[i, :, dy:dy + 8, dx:dx + 8].flip(-1)))
+        assert found
+    r = tiny(seed=71, augment=True)
+    assert r.hash != tiny(seed=71).hash and get_model(r, progress=False).epochs == 1

@@ -253,9 +253,12 @@ def test_imagefolder_tree_is_decoded_resized_and_capped(tmp_path):
     assert d.class_names == ("n01440764", "n02102040", "n02979186")
     lo, hi = d.x_min.view(1, -1, 1, 1), d.x_max.view(1, -1, 1, 1)
     assert torch.all(d.x_train >= lo - 1e-5) and torch.all(d.x_train <= hi + 1e-5)
-    # the same tree through the generic loader
+    # the same tree through the generic loader: decoded pixels come from the on-disk cache
     g = datasets.create("imagefolder", root=str(base), image_size=24, train_per_class=3)
     assert torch.equal(g.x_train, d.x_train) and torch.equal(g.y_test, d.y_test)
+    assert list((cache_dir().parent / "data").glob("*.pt"))
+    _png_tree(base / "val", ["n01440764"], 3, rng)  # a changed tree is a new cache key, never a stale hit
+    assert len(datasets.create("imagenette", data_root=str(tmp_path), image_size=24).x_test) == 7
 
 
 def test_tinyimagenet_official_layout(tmp_path):

@@ -10,11 +10,14 @@ Every loader returns the in-memory :class:`ImageDataset` in its normalised input
 mean/std of the dataset (ImageNet's for the ImageFolder sets), so ``[x_min, x_max]`` is the image
 of ``[0, 1]`` pixels. ImageFolder sets are decoded once into memory: each image's shorter side is
 resized to ``image_size`` and centre-cropped, and at most ``*_per_class`` images per class are
-read (float32 costs 12·S² bytes an image: 100k TinyImageNet images at 64² are 4.9 GB).
+read (float32 costs 12·S² bytes an image: 100k TinyImageNet images at 64² are 4.9 GB). The
+decoded uint8 pixels are cached under ``$GRADBENCH_CACHE/data``, keyed by the files and the size.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -116,12 +119,30 @@ def _decode(path: str, image_size: int) -> Tensor:
         return TF.pil_to_tensor(TF.center_crop(im, image_size))
 
 
+def _decoded_cache(samples: Sequence[tuple[str, int]], image_size: int) -> Path:
+    root = os.environ.get("GRADBENCH_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "gradbench"
+    # Keyed by the exact files (path, size, mtime) and image size: a changed tree is a new key, never a stale hit.
+    files = [(os.fspath(p), c, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p, c in samples]
+    key = hashlib.sha256(json.dumps([image_size, files]).encode()).hexdigest()
+    return base / "data" / f"{key[:24]}.pt"
+
+
 def _read(samples: Sequence[tuple[str, int]], image_size: int) -> tuple[Tensor, Tensor]:
+    """Decode (once: the uint8 pixels are cached on disk) → images in [0, 1] and labels."""
     if not samples:
         return torch.zeros(0, 3, image_size, image_size), torch.zeros(0, dtype=torch.long)
-    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
-        images = list(pool.map(lambda s: _decode(s[0], image_size), samples))
-    return torch.stack(images).float() / 255, torch.tensor([c for _, c in samples], dtype=torch.long)
+    cached = _decoded_cache(samples, image_size)
+    if cached.exists():
+        pixels = torch.load(cached, weights_only=True)
+    else:
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+            pixels = torch.stack(list(pool.map(lambda s: _decode(s[0], image_size), samples)))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        torch.save(pixels, tmp)
+        os.replace(tmp, cached)
+    return pixels.float() / 255, torch.tensor([c for _, c in samples], dtype=torch.long)
 
 
 def _cap(samples: Sequence[tuple[str, int]], per_class: int | None) -> list[tuple[str, int]]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import fnmatch
+import os
 import sys
 from pathlib import Path
 
@@ -26,10 +29,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_data_root(args: argparse.Namespace) -> None:
+    # An environment variable, not a dataset parameter: where the files lie is no part of a recipe's hash.
+    if getattr(args, "data_root", None):
+        os.environ["GRADBENCH_DATA"] = str(Path(args.data_root).expanduser().resolve())
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import Runner
     from bench.suite import load_suite
 
+    _set_data_root(args)
     suite = load_suite(args.suite)
     runner = Runner(args.results, device=args.device, chunk_size=args.chunk_size,
                     progress=not args.quiet, fast=args.fast)
@@ -142,12 +152,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from bench.provenance import resolve_device
     from bench.suite import load_suite
 
+    _set_data_root(args)
     suite = load_suite(args.suite)
     recipes = {j.recipe.hash: j.recipe for j in suite.jobs}
+    if args.twins:  # the split-agreement partners too, so a GPU box can train everything up front
+        from bench.metrics.agreement import twin_changes
+
+        for r in list(recipes.values()):
+            t = dataclasses.replace(r, **twin_changes(r))
+            recipes.setdefault(t.hash, t)
+    device = resolve_device(args.device)
     for r in recipes.values():
-        m = get_model(r, resolve_device(args.device))
-        print(f"{r.hash}  {r.dataset}/{r.architecture}[{r.activation}] seed {r.seed}: "
-              f"held-out acc {m.accuracy:.3f} after {m.epochs} epochs, test acc {m.test_accuracy:.3f}")
+        if args.jobs and not fnmatch.fnmatch(f"{r.dataset}/{r.architecture}[{r.activation}]", args.jobs):
+            continue
+        m = get_model(r, device, progress=not args.quiet)
+        split = f" split {r.split_index}/{r.split_factor}" if r.split_factor > 1 else ""
+        print(f"{r.hash}  {r.dataset}/{r.architecture}[{r.activation}] seed {r.seed}{split}: "
+              f"held-out acc {m.accuracy:.3f} after {m.epochs} epochs ({m.precision}), "
+              f"test acc {m.test_accuracy:.3f}")
     return 0
 
 
@@ -170,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--num-gpus", type=float, default=None,
                    help="with --executor ray: GPUs per job (default 1 when CUDA is present, else 0)")
     r.add_argument("--fast", action="store_true", help="allow TF32 on CUDA (recorded in the rows)")
+    r.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
     r.set_defaults(func=_cmd_run)
 
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
@@ -222,8 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_report)
 
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")
-    t.add_argument("suite")
-    t.add_argument("--device", default="auto")
+    t.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]; bf16 autocast on CUDA")
+    t.add_argument("--jobs", metavar="PATTERN", help="only models whose dataset/architecture[activation] matches")
+    t.add_argument("--twins", action="store_true", help="also train the split-agreement twin of each model")
+    t.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
     return p
 

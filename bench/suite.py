@@ -1,8 +1,9 @@
 """Suite TOML → validated, expanded list of :class:`Job`.
 
-A list value in ``[[methods]] params`` is an axis of the grid; so are ``activations`` and
-``seeds`` of ``[[models]]``. Every name is checked against the registry, every parameter against
-the factory that will receive it, so a typo fails here with one line, not an hour into a run.
+A list value in ``[[methods]] params`` is an axis of the grid; so are ``activations``,
+``seeds`` and ``split_factor`` of ``[[models]]`` (a job's model is split 0 of its split factor).
+Every name is checked against the registry, every parameter against the factory that will
+receive it, so a typo fails here with one line, not an hour into a run.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from typing import Any
 
 from bench import registry
 from bench.claims import check_claims
+from bench.data.splits import SPLIT_FACTORS
 from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, MetricSpec
 from bench.models.activations import make_activation
 from bench.models.train import Recipe
+from bench.models.zoo import architecture_entry
 
 SUITES_DIR = registry.REGISTRY_DIR / "suites"
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
             "target", "output", "citation", "claims", "sanity"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
-              "batch_size", "optimizer", "params"}
+              "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
+              "augment"}
 NAMED_KEYS = {"name", "params"}
 
 
@@ -160,18 +164,24 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
             raise SuiteError(f"models[{i}] has unknown key(s) {sorted(extra)}; allowed: {sorted(MODEL_KEYS)}")
         if "architecture" not in m:
             raise SuiteError(f"models[{i}] needs an 'architecture' (bench list models)")
-        registry.models.get(m["architecture"])
+        architecture_entry(m["architecture"])  # registered, or timm:NAME
         activations = m.get("activations", ["relu"])
         for act in activations:
             make_activation(act)
-        for (ds, ds_params), act, mseed in itertools.product(datasets, activations, m.get("seeds", [0])):
+        sfs = m.get("split_factor", 1)
+        sfs = sfs if isinstance(sfs, list) else [sfs]
+        if not set(sfs) <= set(SPLIT_FACTORS):
+            raise SuiteError(f"models[{i}].split_factor {sfs}: each must be one of {list(SPLIT_FACTORS)}")
+        for (ds, ds_params), act, mseed, sf in itertools.product(datasets, activations, m.get("seeds", [0]), sfs):
             recipe = Recipe(
                 architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
                 model_params=m.get("params", {}),
                 accuracy_cap=_per_dataset(m.get("accuracy_cap"), ds, "accuracy_cap"),
                 max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "max_epochs"), seed=mseed,
                 optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
-                batch_size=m.get("batch_size", 256))
+                batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
+                match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),
+                augment=m.get("augment", False))
             for name, params, label in methods:
                 jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
                                 output, label))

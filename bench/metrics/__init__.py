@@ -5,3 +5,4 @@ from bench.metrics.base import Metric, MetricContext, create_metric
 from bench.metrics.spectral import expected_frequency, radial_spectrum
 
 __all__ = ["Metric", "MetricContext", "create_metric", "expected_frequency", "radial_spectrum"]
+from bench.metrics import agreement  # noqa: E402, F401  (registration)

@@ -1,17 +1,31 @@
 """Accuracy-capped training with a checkpoint cache keyed by the recipe's hash.
 
 SPEC.md: Adam (lr 3e-4, batch 256), stop at the first epoch whose held-out accuracy exceeds the
-cap; that checkpoint is the model. The held-out set is the last 10% of the (split) training set.
-Every epoch is checkpointed, so a killed training resumes where it stopped; a cache hit loads the
-same bytes that training wrote, so it is bit-identical to retraining on CPU.
+cap; that checkpoint is the model. ``optimizer="sgd"`` is SGD (momentum 0.9) with a per-step cosine
+schedule over ``max_epochs``. The held-out set is the last 10% of the training set, carved off
+before any split, so the models of every split factor are capped on the same images. On CUDA the
+forward and loss run under bf16 autocast (``amp``; the precision used is stored with the weights).
+
+Split factor: the model trains on part ``split_index`` of ``split_factor`` disjoint stratified parts
+of the rest (:mod:`bench.data.splits`). With ``match_steps`` (default) an epoch is as many
+optimiser steps as one pass over the *whole* training set takes, drawn from successive reshuffles
+of the part, so an sf=8 model sees as many steps per epoch as an sf=1 model; fixed epochs over a
+small part leave it badly undertrained. ``match_steps=false`` gives the paper's one pass per epoch.
+At sf=1 both are the same. ``augment`` adds random padded crops and flips (the CIFAR recipe).
+
+Every epoch is checkpointed (weights, optimiser, schedule and RNG states), so a killed training
+resumes where it stopped, bit-identically; a cache hit loads the bytes that training wrote, so it
+is bit-identical to retraining on CPU.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import uuid
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +35,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.data import ImageDataset, load_dataset
+from bench.data.splits import split_indices
+from bench.data.vision import LOCATION_PARAMS
 from bench.errors import GradBenchError
 from bench.models.zoo import build_model
 
 HELD_OUT_FRACTION = 0.1
+OPTIMIZERS = ("adam", "sgd")
+SGD_MOMENTUM = 0.9
 
 
 class TrainingError(GradBenchError):
@@ -42,18 +60,25 @@ class Recipe:
     max_epochs: int = 20
     seed: int = 0
     optimizer: str = "adam"
-    lr: float = 3e-4
+    lr: float = 3e-4  # Adam's; SGD wants ~0.05–0.1
     batch_size: int = 256
     split_factor: int = 1  # train on the split_index-th of split_factor disjoint subsets
     split_index: int = 0
     input_shift: float = 0.0  # train on x + shift (AdaptGrad's invariance twin)
+    split_seed: int = 0  # the partition's seed; pair members share it and differ in split_index
+    match_steps: bool = True  # an epoch = the optimiser steps of one pass over the whole set
+    weight_decay: float = 0.0
+    amp: bool = True  # bf16 autocast when training on CUDA; ignored on CPU
+    augment: bool = False  # random 4-pixel-padded crops and horizontal flips (CIFAR-style; not for digits)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        d = asdict(self)  # where the data lie (data_root, download) is no part of what the model is
+        d["dataset_params"] = {k: v for k, v in d["dataset_params"].items() if k not in LOCATION_PARAMS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -63,6 +88,8 @@ class TrainedModel:
     accuracy: float  # held-out accuracy at the chosen epoch
     epochs: int
     test_accuracy: float
+    precision: str = "fp32"  # "bf16-autocast" when trained under CUDA autocast
+    history: tuple[float, ...] = ()  # held-out accuracy after each epoch
 
 
 def cache_dir() -> Path:
@@ -91,10 +118,13 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1
     return correct / max(len(x), 1)
 
 
-def _fresh_model(recipe: Recipe, data: ImageDataset) -> nn.Module:
+def _fresh_model(recipe: Recipe, data: ImageDataset, for_loading: bool = False) -> nn.Module:
     torch.manual_seed(recipe.seed)
+    params = dict(recipe.model_params)
+    if for_loading and params.get("pretrained"):
+        params["pretrained"] = False  # the cached weights replace them: no download to load a cache hit
     return build_model(recipe.architecture, recipe.activation, data.in_chans, data.num_classes,
-                       data.image_size, **recipe.model_params)
+                       data.image_size, **params)
 
 
 def get_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool = True) -> TrainedModel:
@@ -103,35 +133,77 @@ def get_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool
     final = cache_dir() / f"{recipe.hash}.pt"
     if final.exists():
         ckpt = torch.load(final, map_location="cpu", weights_only=False)
-        model = _fresh_model(recipe, data)
+        model = _fresh_model(recipe, data, for_loading=True)
         model.load_state_dict(ckpt["state_dict"])
         return TrainedModel(model.to(device).eval(), recipe, ckpt["accuracy"], ckpt["epochs"],
-                            ckpt["test_accuracy"])
+                            ckpt["test_accuracy"], ckpt.get("precision", "fp32"),
+                            tuple(ckpt.get("history", ())))
     return _train(recipe, data, final, device, progress)
 
 
+def _optimizer(recipe: Recipe, model: nn.Module, total_steps: int):
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay), None
+    if recipe.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=SGD_MOMENTUM,
+                              weight_decay=recipe.weight_decay)
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+    raise TrainingError(f"recipe optimizer '{recipe.optimizer}' is not supported; use one of {', '.join(OPTIMIZERS)}")
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crops of the zero-padded batch and horizontal flips, drawn from ``gen`` (resumable)."""
+    b, _, h, w = x.shape
+    dy, dx = (torch.randint(0, 2 * pad + 1, (2, b), generator=gen)).to(x.device)
+    flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # B×H
+    cols = dx[:, None] + torch.arange(w, device=x.device)  # B×W
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    out = xp[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # B×H×W×C
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def _epoch_order(n_part: int, n_draws: int, gen: torch.Generator) -> torch.Tensor:
+    """``n_draws`` positions into the part: successive reshuffles, the last one cut short."""
+    perms = [torch.randperm(n_part, generator=gen) for _ in range(math.ceil(n_draws / n_part))]
+    return torch.cat(perms)[:n_draws]
+
+
 def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bool) -> TrainedModel:
-    if recipe.optimizer != "adam":
-        raise TrainingError(f"recipe optimizer '{recipe.optimizer}' is not supported; use 'adam'")
-    if recipe.split_factor != 1 or recipe.split_index != 0:
-        raise TrainingError("split_factor/split_index training is not available yet")
+    device = torch.device(device)
     x_all, y_all = data.x_train + recipe.input_shift, data.y_train
     n = len(x_all)
     n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
-    x_tr, y_tr = x_all[: n - n_held], y_all[: n - n_held]
-    x_ho, y_ho = x_all[n - n_held :].to(device), y_all[n - n_held :].to(device)
+    n_fit = n - n_held
+    part = split_indices(y_all[:n_fit], recipe.split_factor, recipe.split_index, recipe.split_seed)
+    if recipe.split_factor == 1:  # the whole set: a view, not a copy
+        x_tr, y_tr = x_all[:n_fit].to(device), y_all[:n_fit].to(device)
+    else:
+        x_tr, y_tr = x_all[part].to(device), y_all[part].to(device)
+    x_ho, y_ho = x_all[n_fit:].to(device), y_all[n_fit:].to(device)
+    draws = n_fit if recipe.match_steps else len(part)
+    steps_per_epoch = math.ceil(draws / recipe.batch_size)
 
     model = _fresh_model(recipe, data).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    opt, sched = _optimizer(recipe, model, steps_per_epoch * recipe.max_epochs)
     gen = torch.Generator().manual_seed(recipe.seed)
-    start_epoch, acc = 0, 0.0
+    amp = recipe.amp and device.type == "cuda"
+    precision = "bf16-autocast" if amp else "fp32"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+    start_epoch, acc, history = 0, 0.0, []
     partial = final.with_suffix(".partial.pt")
-    if partial.exists():  # resume after a kill, bit-identically: weights, optimiser and RNG
+    if partial.exists():  # resume after a kill, bit-identically: weights, optimiser, schedule, RNGs
         ckpt = torch.load(partial, map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ckpt["scheduler"])
         gen.set_state(ckpt["generator"])
-        start_epoch, acc = ckpt["epoch"], ckpt["accuracy"]
+        torch.set_rng_state(ckpt["torch_rng"])  # dropout and other global-RNG layers
+        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
+        start_epoch, acc, history = ckpt["epoch"], ckpt["accuracy"], list(ckpt.get("history", []))
 
     loss_fn = nn.CrossEntropyLoss()
     bar = tqdm(range(start_epoch, recipe.max_epochs), desc=f"train {recipe.architecture}/"
@@ -142,17 +214,25 @@ def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bo
         if reached:
             break
         model.train()
-        order = torch.randperm(len(x_tr), generator=gen)
-        for i in range(0, len(order), recipe.batch_size):
+        order = _epoch_order(len(part), draws, gen).to(device)
+        for i in range(0, draws, recipe.batch_size):
             idx = order[i : i + recipe.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_tr[idx].to(device)), y_tr[idx].to(device))
+            xb = _augment(x_tr[idx], gen) if recipe.augment else x_tr[idx]
+            with autocast():
+                loss = loss_fn(model(xb), y_tr[idx])
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
         acc = _accuracy(model, x_ho, y_ho)
+        history.append(acc)
         bar.set_postfix(held_out_acc=f"{acc:.3f}")
         _atomic_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                      "generator": gen.get_state(), "epoch": epoch + 1, "accuracy": acc}, partial)
+                      "scheduler": sched.state_dict() if sched is not None else None,
+                      "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                      "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                      "epoch": epoch + 1, "accuracy": acc, "history": history}, partial)
         epoch += 1
         if recipe.accuracy_cap is not None and acc > recipe.accuracy_cap:
             reached = True
@@ -165,12 +245,12 @@ def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bo
             f"{acc:.3f} after {recipe.max_epochs} epochs, below the cap {recipe.accuracy_cap}; "
             "raise max_epochs or lower accuracy_cap in the suite")
     test_acc = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
+    meta = {"accuracy": acc, "epochs": epoch, "test_accuracy": test_acc, "precision": precision,
+            "history": history, "n_train": len(part), "steps": steps_per_epoch * epoch}
     _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                  "accuracy": acc, "epochs": epoch, "test_accuracy": test_acc,
-                  "recipe": recipe.to_json()}, final)
+                  "recipe": recipe.to_json(), **meta}, final)
     partial.unlink(missing_ok=True)
-    (final.with_suffix(".json")).write_text(json.dumps(
-        {"recipe": json.loads(recipe.to_json()), "accuracy": acc, "epochs": epoch,
-         "test_accuracy": test_acc}, indent=2))
+    (final.with_suffix(".json")).write_text(json.dumps({"recipe": json.loads(recipe.to_json()), **meta},
+                                                       indent=2))
     # Return exactly what a cache hit would return.
     return get_model(recipe, device, progress)

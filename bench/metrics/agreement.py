@@ -1,0 +1,111 @@
+"""Split agreement (Choi & Farnia): do two models trained on disjoint data explain alike?
+
+The job's model is part ``split_index`` of its split factor; its twin is the next part
+(``split_index + 1``) of the same partition (same ``split_seed``) and, by default, the next model
+seed too, so that at every sf the pair differs in initialisation *and* data and sf=1 (two seeds on
+the full set) is the natural end of the axis. ``same_init=True`` keeps the seed: data alone differs.
+
+Both models are explained with the same noise draws (the twin's generator restarts from the job
+generator's seed, as the job's own maps did), so a SmoothGrad disagreement is the models', not
+Monte-Carlo noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bench.metrics.base import MetricContext, channel_sum, register_metric
+from bench.metrics.spectral import average_ranks
+
+CITATION = "Choi & Farnia, Generalization of Interpretable Deep Learning Requires More Data"
+
+
+def twin_changes(recipe: Any, same_init: bool = False) -> dict[str, int]:
+    """Recipe fields of the job model's twin: another seed at sf=1, the next split (and seed) at sf>1."""
+    if recipe.split_factor == 1:
+        return {"seed": recipe.seed + 1}
+    changes = {"split_index": (recipe.split_index + 1) % recipe.split_factor}
+    if not same_init:
+        changes["seed"] = recipe.seed + 1
+    return changes
+
+
+def _twin(ctx: MetricContext, same_init: bool) -> nn.Module:
+    key = f"split_twin:{same_init}"
+    if key not in ctx.cache:
+        ctx.cache[key] = ctx.model_for(**twin_changes(ctx.recipe, same_init))
+    return ctx.cache[key]
+
+
+def _explain(ctx: MetricContext, model: nn.Module, target: Tensor) -> Tensor:
+    gen = None
+    if ctx.generator is not None:  # the job's maps were the first draws of a generator with this seed
+        gen = torch.Generator(device=ctx.generator.device).manual_seed(ctx.generator.initial_seed())
+    return ctx.method(model, ctx.x, target, x_range=ctx.x_range, generator=gen,
+                      chunk_size=ctx.chunk_size).detach()
+
+
+def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = False) -> tuple[Tensor, Tensor]:
+    """Raw maps of the job's model and of its twin, same inputs, target and noise."""
+    target = ctx.y if label_target else ctx.target
+    own = torch.equal(target, ctx.target)
+    key = f"split_maps:{same_init}:{own}"
+    if key not in ctx.cache:
+        twin = _twin(ctx, same_init)
+        mine = ctx.maps if own else _explain(ctx, ctx.model, target)
+        ctx.cache[key] = (mine, _explain(ctx, twin, target))
+    return ctx.cache[key]
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise Spearman correlation of ``B×n`` values (average ranks for ties; 0 for a constant row)."""
+    ra, rb = average_ranks(a.double()), average_ranks(b.double())
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    denom = ra.norm(dim=1) * rb.norm(dim=1)
+    # A constant map has no ranking to agree with: scipy gives NaN, we give 0 (no agreement).
+    return torch.where(denom > 0, (ra * rb).sum(1) / denom.clamp_min(1e-300), torch.zeros_like(denom))
+
+
+def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
+    """Row-wise |top-k(a) ∩ top-k(b)| / k of ``B×n`` values (ties broken by ``torch.topk``)."""
+    if not 0 < k <= a.shape[1]:
+        raise ValueError(f"split_topk_intersection: k={k} must be in 1..{a.shape[1]} (the map's pixels)")
+    ma = torch.zeros_like(a, dtype=torch.bool).scatter_(1, a.topk(k, dim=1).indices, True)
+    mb = torch.zeros_like(b, dtype=torch.bool).scatter_(1, b.topk(k, dim=1).indices, True)
+    return (ma & mb).sum(1).double() / k
+
+
+@register_metric("split_rank_corr", direction="higher", category="agreement", citation=CITATION,
+                 description="Spearman correlation of the 2-D maps of two models trained on disjoint splits")
+def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
+    m1, m2 = pair_maps(ctx, same_init)
+    return spearman(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1))
+
+
+@register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,
+                 description="Shared fraction of the top-k pixels of the 2-D maps of two disjoint-split models")
+def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = False,
+                            same_init: bool = False) -> Tensor:
+    m1, m2 = pair_maps(ctx, same_init)
+    s1, s2 = channel_sum(m1).flatten(1), channel_sum(m2).flatten(1)
+    if absolute:  # salient = large magnitude, either sign
+        s1, s2 = s1.abs(), s2.abs()
+    return topk_intersection(s1, s2, k)
+
+
+@register_metric("split_l2", direction="lower", category="agreement", citation=CITATION,
+                 description="‖M₁ − M₂‖₂ of the raw maps (target = label) of two disjoint-split models")
+def split_l2(ctx: MetricContext, same_init: bool = False) -> Tensor:
+    m1, m2 = pair_maps(ctx, same_init, label_target=True)
+    return (m1.double() - m2.double()).flatten(1).norm(dim=1)
+
+
+@register_metric("split_prediction_agreement", direction="higher", category="agreement", citation=CITATION,
+                 description="Fraction of equal predicted labels of two disjoint-split models")
+def split_prediction_agreement(ctx: MetricContext, same_init: bool = False) -> Tensor:
+    twin = _twin(ctx, same_init)
+    with torch.inference_mode():
+        return (ctx.model(ctx.x).argmax(1) == twin(ctx.x).argmax(1)).double()

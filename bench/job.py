@@ -54,4 +54,5 @@ class Job:
     @property
     def label(self) -> str:
         r = self.recipe
-        return f"{r.dataset}/{r.architecture}[{r.activation}]/seed{r.seed}/{self.method_label or self.method}"
+        split = f"/sf{r.split_factor}.{r.split_index}" if r.split_factor != 1 else ""
+        return f"{r.dataset}/{r.architecture}[{r.activation}]/seed{r.seed}{split}/{self.method_label or self.method}"

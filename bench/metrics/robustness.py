@@ -40,6 +40,13 @@ def released_abs_spearman(maps_a: Tensor, maps_b: Tensor) -> Tensor:
     return rho.nan_to_num(nan=0.0)
 
 
+def _recipe(ctx: MetricContext):
+    if ctx.recipe is None or ctx.load_model is None:
+        raise ValueError("this metric needs other models of the job's recipe; run it through the runner "
+                         "(or give MetricContext a recipe and a load_model callable)")
+    return ctx.recipe
+
+
 def _twin_maps(ctx: MetricContext, twin: nn.Module, shift: float = 0.0) -> Tensor:
     x_range = (ctx.x_range[0] + shift, ctx.x_range[1] + shift)
     maps = ctx.method(twin, ctx.x + shift, ctx.target, x_range=x_range, generator=ctx.generator,
@@ -69,9 +76,9 @@ def invariance(ctx: MetricContext, shift: float = 1.0) -> Tensor:
 
 def _stability_twin(ctx: MetricContext, twin: str) -> nn.Module:
     if twin == "seed":
-        return ctx.model_for(seed=ctx.recipe.seed + 1)
+        return ctx.model_for(seed=_recipe(ctx).seed + 1)
     if twin == "split":
-        if ctx.recipe.split_factor < 2:
+        if _recipe(ctx).split_factor < 2:
             raise ValueError("stability(twin='split') needs a recipe with split_factor ≥ 2; "
                              "use twin='seed' or set split_factor in the suite's [[models]]")
         return ctx.model_for(split_index=1 if ctx.recipe.split_index == 0 else 0)

@@ -9,7 +9,8 @@ per-sample scores come out. Defaults that differ from Quantus' own, and why:
 - ``return_auc_per_sample=True`` (PixelFlipping, RegionPerturbation…): one number per sample.
 - ``return_last_correlation=True`` (MPRT family): one number per sample rather than a dict of layers.
 - ``num_classes`` (RandomLogit) from the model's output width.
-- localisation metrics get the dataset's ground-truth masks as ``s_batch``.
+- localisation metrics get the dataset's ground-truth masks as ``s_batch`` and the 2-D map
+  (signed channel sum) as ``a_batch``, both B×1×H×W, the shapes Quantus' localisation code expects.
 
 Quantus is imported on first use only (it takes seconds). A Quantus metric that raises, or that
 returns NaN/inf or not one score per sample, raises :class:`QuantusMetricError`; the runner then
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from bench.errors import GradBenchError, UnknownNameError
-from bench.metrics.base import CATEGORIES, DIRECTIONS, Metric, MetricContext
+from bench.metrics.base import CATEGORIES, DIRECTIONS, Metric, MetricContext, channel_sum
 from bench.registry import Entry, metrics
 
 PREFIX = "quantus:"
@@ -95,11 +96,16 @@ def run_quantus(ctx: MetricContext, cls_name: str, **params: Any) -> Tensor:
         if ctx.masks is None:
             raise QuantusMetricError(f"{PREFIX}{cls_name} needs ground-truth masks; use a dataset that has them "
                                      "(e.g. shapes)")
+        # Quantus wants one-channel masks and flattens them with the map: give it the 2-D map
+        # (signed channel sum, SPEC.md) as B×1×H×W.
         s_batch = ctx.masks.reshape(len(ctx.x), 1, *ctx.x.shape[2:]).float().cpu().numpy()
+        maps = channel_sum(ctx.maps).unsqueeze(1)
+    else:
+        maps = ctx.maps
     name = f"{PREFIX}{cls_name}"
     try:
         scores = metric(model=ctx.model, x_batch=ctx.x.detach().cpu().numpy(),
-                        y_batch=ctx.target.cpu().numpy(), a_batch=ctx.maps.detach().cpu().numpy(),
+                        y_batch=ctx.target.cpu().numpy(), a_batch=maps.detach().cpu().numpy(),
                         s_batch=s_batch, explain_func=explain_func_for(ctx), channel_first=True,
                         device=str(ctx.x.device), **{"batch_size": len(ctx.x), **call})
     except Exception as e:

@@ -4,6 +4,7 @@ from bench.metrics import (  # noqa: F401  (registration)
     complexity,
     faithfulness,
     fidelity,
+    information,
     noise,
     quantus_adapter,
     randomisation,

@@ -7,7 +7,8 @@ per-sample scores come out. Defaults that differ from Quantus' own, and why:
 - ``normalise_func_kwargs={"normalise_axes": [1, …]}``: Quantus divides by the max over the whole
   batch unless told otherwise, which couples the samples; GradBench normalises each sample.
 - ``return_auc_per_sample=True`` (PixelFlipping, RegionPerturbation…): one number per sample.
-- ``return_last_correlation=True`` (MPRT family): one number per sample rather than a dict of layers.
+- ``return_last_correlation=True``, ``skip_layers=True`` (MPRT family): one number per sample (all
+  layers randomised) rather than a dict of layers, without explaining the intermediate models.
 - ``num_classes`` (RandomLogit) from the model's output width.
 - localisation metrics get the dataset's ground-truth masks as ``s_batch`` and the 2-D map
   (signed channel sum) as ``a_batch``, both B×1×H×W, the shapes Quantus' localisation code expects.
@@ -32,7 +33,7 @@ from bench.metrics.base import CATEGORIES, DIRECTIONS, Metric, MetricContext, ch
 from bench.registry import Entry, metrics
 
 PREFIX = "quantus:"
-CALL_PARAMS = {"softmax", "batch_size", "model_predict_kwargs", "explain_func_kwargs"}
+CALL_PARAMS = {"softmax", "batch_size", "model_predict_kwargs"}  # __call__ options, not __init__ ones
 
 
 class QuantusMetricError(GradBenchError):
@@ -55,8 +56,14 @@ def quantus_classes() -> dict[str, type]:
 
 
 def _init_params(cls: type) -> set[str]:
-    return {n for n, p in inspect.signature(cls.__init__).parameters.items()
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    """Named ``__init__`` parameters; a pass-through subclass (``ModelParameterRandomisation(*args,
+    **kwargs)``) takes those of the first base class that names its own."""
+    for c in cls.__mro__:
+        named = {n for n, p in inspect.signature(c.__init__).parameters.items()
+                 if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if named:
+            return named
+    return set()
 
 
 def _defaults(cls: type, ctx: MetricContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +75,7 @@ def _defaults(cls: type, ctx: MetricContext, params: dict[str, Any]) -> dict[str
         d["return_auc_per_sample"] = True
     if "return_last_correlation" in accepted and not params.get("return_average_correlation"):
         d["return_last_correlation"] = True
+        d["skip_layers"] = True  # the last layer's score needs no intermediate explanations
     if "num_classes" in accepted:
         with torch.inference_mode():
             d["num_classes"] = int(ctx.model(ctx.x[:1]).shape[1])

@@ -82,11 +82,16 @@ def mprt(ctx: MetricContext, seed: int = 42, layer_order: str = "top_down", redu
     if reduce not in ("average", "last"):
         raise ValueError(f"mprt: reduce must be 'average' or 'last', got '{reduce}'")
     a = ctx.maps.abs() if abs else ctx.maps
-    rhos = []
-    for _, twin in randomised_layers(ctx.model, seed, layer_order):
+
+    def rho(twin: nn.Module) -> Tensor:
         m = ctx.method(twin, ctx.x, ctx.target, x_range=ctx.x_range, generator=ctx.generator,
                        chunk_size=ctx.chunk_size).detach()
-        rhos.append(spearman(a, m.abs() if abs else m).nan_to_num(nan=0.0))
-    if not rhos:
+        return spearman(a, m.abs() if abs else m).nan_to_num(nan=0.0)
+
+    rhos, twin = [], None
+    for _, twin in randomised_layers(ctx.model, seed, layer_order):
+        if reduce == "average":  # "last" explains only the fully randomised model (Quantus' skip_layers)
+            rhos.append(rho(twin))
+    if twin is None:
         raise ValueError("mprt: the model has no layer with reset_parameters() to randomise")
-    return rhos[-1] if reduce == "last" else torch.stack(rhos).mean(dim=0)
+    return rho(twin) if reduce == "last" else torch.stack(rhos).mean(dim=0)

@@ -1,6 +1,7 @@
 """GradBench's native metrics against Quantus 0.6 (with Captum explainers): values and wall time.
 
     PYTHONPATH=. python benchmarks/metrics_vs_quantus.py [--samples 64] [--device cpu] [--only cnn]
+        [--steps 24] [--runs 20] [--noise 5]      # defaults: about 3-4 minutes on 2 CPU cores
 
 Two models, untrained (the speed and the definitions are what is compared, not the models):
 the zoo ``cnn-small`` on 32×32 shapes and timm ``resnet18`` (pretrained=False) on 64×64 shapes.
@@ -33,17 +34,19 @@ from bench.models.zoo import cnn_small
 PER_SAMPLE = {"normalise_axes": [1, 2, 3]}
 
 
-def metric_set(n_features: int, hw: int) -> list[tuple[str, dict, str, dict, dict]]:
+def metric_set(hw: int, steps: int, runs: int, noise: int) -> list[tuple[str, dict, str, dict, dict]]:
     """(native name, native params, Quantus class, Quantus init params, Quantus call params)."""
-    step = hw // 16  # 3·16 = 48 flipping steps at any size (Quantus wants a divisor of H·W)
+    step = 3 * hw // steps  # Quantus wants a divisor of H·W: steps = 3·2^k
+    if hw % step:
+        raise SystemExit(f"--steps {steps}: 3·H·W/steps = {step} must divide H·W = {hw}; use 3·2^k steps")
     return [
         ("sparseness", {}, "Sparseness", {"normalise": False}, {}),
         ("complexity", {}, "Complexity", {"normalise": False}, {}),
         ("pixel_flipping", {"features_in_step": step}, "PixelFlipping",
          {"features_in_step": step, "return_auc_per_sample": True}, {}),
-        ("faithfulness_correlation", {"nr_runs": 50, "subset_size": 224}, "FaithfulnessCorrelation",
-         {"nr_runs": 50, "subset_size": 224, "return_aggregate": False}, {}),
-        ("max_sensitivity", {"nr_samples": 10}, "MaxSensitivity", {"nr_samples": 10}, {}),
+        ("faithfulness_correlation", {"nr_runs": runs, "subset_size": 224}, "FaithfulnessCorrelation",
+         {"nr_runs": runs, "subset_size": 224, "return_aggregate": False}, {}),
+        ("max_sensitivity", {"nr_samples": noise}, "MaxSensitivity", {"nr_samples": noise}, {}),
         ("random_logit", {}, "RandomLogit", {"num_classes": 6}, {}),
         ("mprt", {"reduce": "last"}, "MPRT", {"return_last_correlation": True, "skip_layers": True}, {}),
     ]
@@ -68,7 +71,7 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t
 
 
-def run(samples: int, device: str, which: str) -> list[dict]:
+def run(samples: int, device: str, which: str, steps: int, runs: int, noise: int) -> list[dict]:
     import quantus
 
     rows = []
@@ -88,7 +91,7 @@ def run(samples: int, device: str, which: str) -> list[dict]:
         rows.append({"model": label, "metric": "(explain: grad)", "native": float("nan"), "quantus": float("nan"),
                      "native_s": t_native_explain, "quantus_s": t_q_explain})
         ctx = MetricContext(model, x, y, y, maps, grad, x_range, generator=torch.Generator(device).manual_seed(0))
-        for name, params, cls, q_init, q_call in metric_set(x[0].numel(), size * size):
+        for name, params, cls, q_init, q_call in metric_set(size * size, steps, runs, noise):
             values, t_native = timed(create_metric(name, **params), ctx)
             values = values.cpu().numpy()
             q = getattr(quantus, cls)(disable_warnings=True, **{"normalise_func_kwargs": PER_SAMPLE, **q_init})
@@ -124,9 +127,15 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--only", choices=("all", "cnn", "resnet18"), default="all")
+    ap.add_argument("--steps", type=int, default=24, help="pixel-flipping steps (3·2^k)")
+    ap.add_argument("--runs", type=int, default=20, help="faithfulness-correlation subsets per input")
+    ap.add_argument("--noise", type=int, default=5, help="max-sensitivity noise draws per input")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    md = table(run(args.samples, args.device, args.only), args.samples, args.device)
+    rows = run(args.samples, args.device, args.only, args.steps, args.runs, args.noise)
+    md = table(rows, args.samples, args.device)
+    md += (f"\n\npixel flipping {args.steps} steps, faithfulness correlation {args.runs} subsets of 224, "
+           f"max sensitivity {args.noise} draws; MPRT: last layer (Quantus skip_layers)")
     print("\n" + md)
     if args.out:
         args.out.write_text(md + "\n")

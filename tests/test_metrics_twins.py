@@ -169,3 +169,11 @@ def test_spectrum_tail_slope_metric(tiny_cnn, shapes_batch, x_range):
     ctx = MetricContext(tiny_cnn, x, y, y, maps, create_method("grad"), x_range)
     v = create_metric("spectrum_tail_slope")(ctx)
     assert v.shape == (len(x),) and torch.isfinite(v).all()
+
+
+def test_released_abs_spearman_is_zero_where_the_released_code_gives_nan():
+    a = torch.zeros(2, 1, 32, 32)
+    a[:, 0, 3, 4] = 1.0  # p99 = 0: the released scaling divides 0 by 0
+    b = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert np.isnan(released_reference(a[0, 0].double().numpy(), b[0, 0].double().numpy()))
+    assert released_abs_spearman(a, b).tolist() == [0.0, 0.0]

@@ -33,11 +33,14 @@ def noabs_scale(s: Tensor) -> Tensor:
 def released_abs_spearman(maps_a: Tensor, maps_b: Tensor) -> Tensor:
     """|Spearman| of the scaled 2-D maps, per sample, as AdaptGrad's ``get_correlation(scale="noabs")``.
 
-    The released code drops NaN correlations (a constant map has no ranks) from its mean; a
-    per-sample metric cannot drop a sample, so such a sample scores 0 (no rank agreement).
+    The released code drops NaN correlations (a constant map, or one whose p99 is 0) from its mean;
+    a per-sample metric cannot drop a sample, so such a sample scores 0 (no rank agreement).
     """
-    rho = spearman(noabs_scale(channel_sum(maps_a)), noabs_scale(channel_sum(maps_b))).abs()
-    return rho.nan_to_num(nan=0.0)
+    a, b = noabs_scale(channel_sum(maps_a)), noabs_scale(channel_sum(maps_b))
+    # p99 = 0 makes 0/0 = NaN in the scaled map, and SciPy's Spearman is then NaN as well.
+    undefined = a.isnan().any(dim=1) | b.isnan().any(dim=1)
+    rho = spearman(a.nan_to_num(), b.nan_to_num()).abs()
+    return torch.where(undefined, torch.zeros_like(rho), rho.nan_to_num(nan=0.0))
 
 
 def _recipe(ctx: MetricContext):

@@ -49,7 +49,8 @@ def released_reference(s1: np.ndarray, s2: np.ndarray) -> float:
     """AdaptGrad's experiments/get_correlation.py, scale="noabs", for one pair of 2-D maps."""
     def noabsscale(x):
         span = abs(np.percentile(x, 99))
-        return np.clip(x / (2 * span), -1, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # p99 = 0 gives NaN, as in the released code
+            return np.clip(x / (2 * span), -1, 1)
 
     return abs(scipy.stats.spearmanr(noabsscale(s1).flatten(), noabsscale(s2).flatten()).statistic)
 

@@ -46,6 +46,7 @@ class Registry:
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        self._prefixes: dict[str, Callable[[str], Entry]] = {}
         self._loaded = False
 
     # -- registration ---------------------------------------------------------------------
@@ -61,6 +62,11 @@ class Registry:
 
     def add(self, entry: Entry) -> None:
         self._entries[entry.name] = entry
+
+    def register_prefix(self, prefix: str, resolver: Callable[[str], Entry]) -> None:
+        """Resolve every name ``prefix…`` on first use with ``resolver(name) -> Entry`` (a family of
+        entries too large or too slow to register one by one, e.g. ``quantus:<ClassName>``)."""
+        self._prefixes[prefix] = resolver
 
     # -- lookup ---------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
@@ -94,14 +100,23 @@ class Registry:
 
     def get(self, name: str) -> Entry:
         self._ensure_loaded()
+        if name not in self._entries:
+            for prefix, resolver in self._prefixes.items():
+                if name.startswith(prefix):
+                    self.add(resolver(name))  # raises UnknownNameError itself
+                    break
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(self.kind, name, sorted(self._entries)) from None
+            known = sorted(self._entries) + [f"{p}*" for p in self._prefixes]
+            raise UnknownNameError(self.kind, name, known) from None
 
     def __contains__(self, name: str) -> bool:
-        self._ensure_loaded()
-        return name in self._entries
+        try:
+            self.get(name)
+        except UnknownNameError:
+            return False
+        return True
 
     def list(self, pattern: str = "*") -> list[str]:
         self._ensure_loaded()

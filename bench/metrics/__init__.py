@@ -1,6 +1,16 @@
 """Metrics. Import order registers them."""
 
-from bench.metrics import complexity, spectral  # noqa: F401  (registration)
+from bench.metrics import (  # noqa: F401  (registration)
+    complexity,
+    faithfulness,
+    fidelity,
+    information,
+    noise,
+    quantus_adapter,
+    randomisation,
+    robustness,
+    spectral,
+)
 from bench.metrics.base import Metric, MetricContext, create_metric
 from bench.metrics.spectral import expected_frequency, radial_spectrum
 

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from bench.registry import metrics
 
 DIRECTIONS = ("higher", "lower")
-CATEGORIES = ("complexity", "faithfulness", "robustness", "randomisation", "localisation", "agreement")
+CATEGORIES = ("complexity", "faithfulness", "robustness", "randomisation", "localisation", "agreement",
+              "axiomatic")  # axiomatic: Quantus' Completeness, NonSensitivity, InputInvariance
 
 
 @dataclass

@@ -65,3 +65,34 @@ def ef(ctx: MetricContext) -> Tensor:
                  description="Explanation gap |EF(method) − EF(grad)| on the same model and inputs")
 def delta_ef(ctx: MetricContext) -> Tensor:
     return (expected_frequency(ctx.maps) - expected_frequency(ctx.reference_maps("grad"))).abs()
+
+
+def tail_slope(p: Tensor) -> Tensor:
+    """Least-squares slope of log pₖ against log fₖ over the upper half of the radial bins.
+
+    Bins k = ⌊K/2⌋ … K−1 (never the zero-frequency bin k = 0 for K ≥ 2), fₖ = k / (K−1) as in EF
+    (the slope does not depend on the frequency unit). pₖ is floored at the smallest positive
+    float64 so that an empty bin (a constant map has power only at DC) gives a finite slope.
+    """
+    k = p.shape[1]
+    if k < 4:
+        raise ValueError(f"spectrum_tail_slope needs at least 4 radial bins (maps of 6×6 or more), got {k}")
+    bins = torch.arange(k // 2, k, dtype=p.dtype, device=p.device)
+    lf = torch.log(bins / (k - 1))
+    lp = torch.log(p[:, k // 2 :].clamp_min(torch.finfo(p.dtype).tiny))
+    lf_c = lf - lf.mean()
+    return ((lp - lp.mean(dim=1, keepdim=True)) * lf_c).sum(dim=1) / lf_c.square().sum()
+
+
+@register_metric("spectrum_tail_slope", direction="lower", category="complexity", citation=CITATION,
+                 description="Log-log slope of the radial power spectrum's upper half (more negative = smoother)")
+def spectrum_tail_slope(ctx: MetricContext) -> Tensor:
+    """Decay rate of the map's high frequencies: ``tail_slope(radial_spectrum(maps))``.
+
+    With p the normalised radial spectrum of EF (K bins), the per-sample least-squares slope of
+    log pₖ on log fₖ for k = ⌊K/2⌋ … K−1, fₖ = k/(K−1). The zero-frequency bin is never in the fit.
+    """
+    p = ctx.side.get("spectrum")
+    if p is None or p.shape[0] != len(ctx.maps):
+        p = radial_spectrum(ctx.maps)
+    return tail_slope(p)

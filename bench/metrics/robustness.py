@@ -1,0 +1,135 @@
+"""Metrics that compare the job's maps with maps of twin models: consistency, invariance, stability.
+
+Twins come from ``ctx.model_for`` (trained or loaded from the cache by the runner):
+- consistency: the same recipe trained for 0 epochs (random initialisation, no accuracy cap);
+- invariance: the same recipe trained on x + 1, explained at x + 1 (AdaptGrad's "Bias" model);
+- stability: the same recipe with the next seed (or the other split of a split pair).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from bench.metrics.base import MetricContext, channel_sum, register_metric
+from bench.metrics.correlation import spearman
+from bench.metrics.fidelity import l2_distance
+
+ADAPTGRAD = "Zhou et al., Rethinking the Principle of Gradient Smoothing in Model Explanation (AdaptGrad)"
+STABILITY = ("Gaussian Smoothing in Saliency Maps: The Stability-Fidelity Trade-Off in Neural Network "
+             "Interpretability (arXiv 2411.05837)")
+
+
+def noabs_scale(s: Tensor) -> Tensor:
+    """AdaptGrad's released ``noabsscale`` per 2-D map: clip(s / (2|p99(s)|), −1, 1).
+
+    p99 is numpy's default (linear) percentile over the flattened map, as ``torch.quantile``.
+    """
+    flat = s.reshape(len(s), -1).double()
+    span = flat.quantile(0.99, dim=1, keepdim=True).abs()
+    return (flat / (2 * span)).clamp(-1, 1)
+
+
+def released_abs_spearman(maps_a: Tensor, maps_b: Tensor) -> Tensor:
+    """|Spearman| of the scaled 2-D maps, per sample, as AdaptGrad's ``get_correlation(scale="noabs")``.
+
+    The released code drops NaN correlations (a constant map, or one whose p99 is 0) from its mean;
+    a per-sample metric cannot drop a sample, so such a sample scores 0 (no rank agreement).
+    """
+    a, b = noabs_scale(channel_sum(maps_a)), noabs_scale(channel_sum(maps_b))
+    # p99 = 0 makes 0/0 = NaN in the scaled map, and SciPy's Spearman is then NaN as well.
+    undefined = a.isnan().any(dim=1) | b.isnan().any(dim=1)
+    rho = spearman(a.nan_to_num(), b.nan_to_num()).abs()
+    return torch.where(undefined, torch.zeros_like(rho), rho.nan_to_num(nan=0.0))
+
+
+def _recipe(ctx: MetricContext):
+    if ctx.recipe is None or ctx.load_model is None:
+        raise ValueError("this metric needs other models of the job's recipe; run it through the runner "
+                         "(or give MetricContext a recipe and a load_model callable)")
+    return ctx.recipe
+
+
+def _twin_maps(ctx: MetricContext, twin: nn.Module, shift: float = 0.0) -> Tensor:
+    x_range = (ctx.x_range[0] + shift, ctx.x_range[1] + shift)
+    maps = ctx.method(twin, ctx.x + shift, ctx.target, x_range=x_range, generator=ctx.generator,
+                      chunk_size=ctx.chunk_size)
+    return maps.detach()
+
+
+@register_metric("consistency", direction="lower", category="randomisation", citation=ADAPTGRAD,
+                 description="|Spearman| between maps of the trained and a randomly initialised model (lower = better)")
+def consistency(ctx: MetricContext) -> Tensor:
+    """AdaptGrad's Consistency as released: |ρ| with the random-initialisation twin's maps."""
+    twin = ctx.model_for(max_epochs=0, accuracy_cap=None)
+    return released_abs_spearman(ctx.maps, _twin_maps(ctx, twin))
+
+
+@register_metric("invariance", direction="higher", category="robustness", citation=ADAPTGRAD,
+                 description="|Spearman| between maps of the model and of its twin trained on x+1, explained at x+1")
+def invariance(ctx: MetricContext, shift: float = 1.0) -> Tensor:
+    """AdaptGrad's Invariance as released: |ρ| with the maps of the twin trained on x + shift.
+
+    The twin sees x + shift and the input range moves with it, so AdaptGrad's and SmoothGrad's σ
+    are the same as for the job's model.
+    """
+    twin = ctx.model_for(input_shift=shift)
+    return released_abs_spearman(ctx.maps, _twin_maps(ctx, twin, shift))
+
+
+def _stability_twin(ctx: MetricContext, twin: str) -> nn.Module:
+    if twin == "seed":
+        return ctx.model_for(seed=_recipe(ctx).seed + 1)
+    if twin == "split":
+        if _recipe(ctx).split_factor < 2:
+            raise ValueError("stability(twin='split') needs a recipe with split_factor ≥ 2; "
+                             "use twin='seed' or set split_factor in the suite's [[models]]")
+        return ctx.model_for(split_index=1 if ctx.recipe.split_index == 0 else 0)
+    raise ValueError(f"stability: twin must be 'seed' or 'split', got '{twin}'")
+
+
+@register_metric("stability", direction="lower", category="robustness", citation=STABILITY,
+                 description="‖M(x; θ₁) − M(x; θ₂)‖₂ between maps of two models of the same recipe")
+def stability(ctx: MetricContext, twin: str = "seed") -> Tensor:
+    """Distance of the raw maps of the job's model and its twin: the next seed (``twin="seed"``) or
+    the other half of the split pair (0, 1) (``twin="split"``)."""
+    return l2_distance(ctx.maps, _twin_maps(ctx, _stability_twin(ctx, twin)))
+
+
+def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor:
+    """max over perturbations of ‖M(x) − M(x + ε)‖_F / ‖M(x)‖_F, per sample.
+
+    ``noise_batches`` yields ``k×B×C×H×W`` noise (float64; x + ε is rounded to float32 as Quantus
+    does with its float64 noise on float32 inputs); each batch is one call of the method.
+    """
+    method = method or ctx.method
+    b = len(ctx.x)
+    maps = ctx.maps.reshape(b, -1).double()
+    denom = maps.norm(dim=1)
+    best = torch.full((b,), float("-inf"), dtype=torch.float64, device=ctx.x.device)
+    for eps in noise_batches:
+        k = len(eps)
+        xp = (ctx.x.double().unsqueeze(0) + eps).float().reshape(k * b, *ctx.x.shape[1:])
+        a = method(ctx.model, xp, ctx.target.repeat(k), x_range=ctx.x_range, generator=ctx.generator,
+                   chunk_size=ctx.chunk_size).detach()
+        dist = (maps.unsqueeze(0) - a.reshape(k, b, -1).double()).norm(dim=2) / denom
+        best = torch.maximum(best, dist.amax(dim=0))
+    return best
+
+
+@register_metric("max_sensitivity", direction="lower", category="robustness",
+                 citation="Yeh et al., On the (In)fidelity and Sensitivity of Explanations (NeurIPS 2019)",
+                 description="Largest relative change of the map under uniform input noise of radius lower_bound")
+def max_sensitivity(ctx: MetricContext, nr_samples: int = 200, lower_bound: float = 0.2) -> Tensor:
+    """Quantus ``MaxSensitivity`` (defaults: 200 draws of U(−0.2, 0.2) noise on every feature, Frobenius
+    norms, no normalisation). Noise comes from the job's generator; on the same noise the two agree."""
+    b = len(ctx.x)
+    per_call = max(1, min(nr_samples, (ctx.chunk_size or 256) // b))
+
+    def batches():
+        for s in range(0, nr_samples, per_call):
+            k = min(per_call, nr_samples - s)
+            u = torch.rand((k, *ctx.x.shape), generator=ctx.generator, device=ctx.x.device, dtype=torch.float64)
+            yield (2 * u - 1) * lower_bound
+
+    return max_sensitivity_of(ctx, batches())

@@ -1,0 +1,117 @@
+"""Information Level (PIC AUC): a hand-computed curve, the blur and entropy pieces, and PAIR's ``saliency``.
+
+The PAIR ``saliency`` package is not a dependency; the comparison with it runs where it is
+importable (``pip install saliency`` in a throwaway environment) and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.base import normalise
+from bench.data.synthetic import MEAN, STD, generate_shapes
+from bench.methods import create_method
+from bench.metrics import MetricContext, create_metric
+from bench.metrics.information import (
+    blurred_image,
+    from_uint8,
+    information_level_of,
+    pic_auc,
+    to_uint8,
+    webp_bytes,
+)
+
+ORIGINAL = (100.0, 1.0)  # (WebP bytes, score) of the original image
+BLURRED = (50.0, 0.0)
+
+
+def test_pic_auc_two_thresholds_by_hand():
+    # Thresholds give (entropy, score) (75, 0.5) and (90, 0.4) → normalised (0.5, 0.5), (0.8, 0.4);
+    # monotone: (0.8, 0.5). The curve through (0,0), (0.5,0.5), (0.8,0.5), (1,1) has area
+    # 0.5·0.5/2 + 0.3·0.5 + 0.2·(0.5+1)/2 = 0.125 + 0.15 + 0.15 = 0.425; its knots lie on the
+    # 0.001 grid, so the 1001-point trapezoid is exact.
+    points = [BLURRED, (75.0, 0.5), (90.0, 0.4)]
+    assert pic_auc(ORIGINAL, points) == pytest.approx(0.425, abs=1e-12)
+    # Without the running maximum: 0.125 + 0.3·(0.5+0.4)/2 + 0.2·(0.4+1)/2 = 0.125 + 0.135 + 0.14.
+    assert pic_auc(ORIGINAL, points, keep_monotonous=False) == pytest.approx(0.4, abs=1e-12)
+
+
+def test_pic_auc_clips_and_excludes():
+    assert pic_auc(ORIGINAL, [BLURRED, (120.0, 2.0)]) == pytest.approx(0.5, abs=1e-12)  # clipped to (1, 1): y = x
+    assert pic_auc(ORIGINAL, [(100.0, 0.0), (75.0, 0.5)]) is None  # blurred not less informative
+    assert pic_auc(ORIGINAL, [(50.0, 1.0), (75.0, 0.5)]) is None  # blurred not lower scored
+    assert pic_auc(ORIGINAL, [BLURRED, (75.0, 0.5)], min_pred_value=2.0) is None
+
+
+def test_blurred_image_keeps_corners_and_known_pixels():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    keep = np.zeros((16, 16), dtype=bool)
+    keep[5, 7] = True
+    out = blurred_image(img, keep)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    for r, c in [(0, 0), (0, 15), (15, 0), (15, 15), (5, 7)]:
+        assert (out[r, c] == img[r, c]).all()
+    assert blurred_image(img, np.ones((16, 16), dtype=bool)) is img
+    flat = np.full((8, 8, 1), 77, dtype=np.uint8)
+    assert (blurred_image(flat, np.zeros((8, 8), dtype=bool)) == 77).all()
+
+
+def test_webp_entropy_orders_images():
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert webp_bytes(np.zeros((32, 32, 3), dtype=np.uint8)) < webp_bytes(noise)
+    assert webp_bytes(noise[:, :, :1]) > 0  # grey images too
+
+
+def test_uint8_round_trip(x_range):
+    x = torch.rand(2, 3, 8, 8) * 4 - 2
+    back = from_uint8(to_uint8(x, x_range), x_range, x.device)
+    assert (back - x).abs().max().item() <= 4 / 255 / 2 + 1e-6
+
+
+@pytest.fixture
+def batch(tiny_cnn, x_range):
+    x, y, _ = generate_shapes(4, 32, seed=2)
+    x = normalise(x, MEAN, STD)
+    maps = create_method("grad")(tiny_cnn, x, y, x_range=x_range).detach()
+    return tiny_cnn, x, y, maps
+
+
+def test_information_level_equals_pair_saliency(batch, x_range):
+    pic = pytest.importorskip("saliency.metrics.pic")
+    model, x, _, maps = batch
+    np.random.seed(0)
+    masks = np.stack([pic.generate_random_mask(32, 32, fraction=0.05) for _ in range(len(x))])[:, None]
+    ours = information_level_of(model, x, maps, x_range, masks)
+
+    def pred_func(u8):
+        with torch.inference_mode():
+            return model(from_uint8(u8, x_range, x.device)).amax(dim=1).double().numpy()
+
+    imgs, sal = to_uint8(x, x_range), maps.sum(1).numpy()
+    compared = 0
+    for b in range(len(x)):
+        try:
+            ref = pic.compute_pic_metric(imgs[b], sal[b], masks[b, 0], pred_func, [0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+                                         min_pred_value=-np.inf).auc
+        except pic.ComputePicMetricError:
+            assert ours[b][0] is None
+            continue
+        assert ours[b][0] == pytest.approx(ref, rel=1e-5)  # float32 forwards: batch of 1 vs one batch
+        compared += 1
+    assert compared > 0
+
+
+def test_information_level_metric(batch, x_range):
+    model, x, y, maps = batch
+    ctx = MetricContext(model, x, y, y, maps, create_method("grad"), x_range,
+                        generator=torch.Generator().manual_seed(0))
+    try:
+        v = create_metric("information_level", n_masks=2)(ctx)
+    except ValueError as e:  # an untrained model's blurred images may score as high as the original
+        assert "excluded_value" in str(e)
+        v = create_metric("information_level", n_masks=2, excluded_value=0.0)(ctx)
+    assert v.shape == (len(x),) and ((v >= 0) & (v <= 1)).all()

@@ -1,6 +1,7 @@
 """Metrics. Import order registers them."""
 
 from bench.metrics import (  # noqa: F401  (registration)
+    agreement,
     complexity,
     faithfulness,
     fidelity,
@@ -15,4 +16,3 @@ from bench.metrics.base import Metric, MetricContext, create_metric
 from bench.metrics.spectral import expected_frequency, radial_spectrum
 
 __all__ = ["Metric", "MetricContext", "create_metric", "expected_frequency", "radial_spectrum"]
-from bench.metrics import agreement  # noqa: E402, F401  (registration)

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from bench.methods.base import input_gradient, register_method
 
-
 # -- Grad-CAM -------------------------------------------------------------------------------------
 
 def _trace(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module, tuple[int, ...]]]:

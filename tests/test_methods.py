@@ -13,7 +13,7 @@ from torch.func import functional_call
 
 from bench.errors import MethodOutputError
 from bench.methods import create_method
-from bench.methods.cam import auto_layer, _trace
+from bench.methods.cam import auto_layer, trace_calls
 from bench.methods.noise import classifier_name, perturbed_parameters
 from bench.methods.smoothing import adaptgrad_sigma, smoothgrad_sigma
 from bench.registry import methods
@@ -229,7 +229,7 @@ def test_model_left_as_found(name, tiny_cnn, shapes_batch, x_range):
 
 
 def test_hooks_are_removed_when_the_method_fails(tiny_cnn, shapes_batch, x_range):
-    x, y = shapes_batch[0][:2], shapes_batch[1][:2]
+    x = shapes_batch[0][:2]
     before = model_fingerprint(tiny_cnn)
     with pytest.raises(RuntimeError):  # a target out of range fails inside the hooked pass
         run("guided_backprop", tiny_cnn, x, torch.tensor([0, 99]), x_range)
@@ -248,11 +248,11 @@ def test_guided_backprop_needs_relus(shapes_batch, x_range):
 
 def test_gradcam_layer_auto_and_by_name(tiny_cnn, shapes_batch, x_range):
     x, y = shapes_batch[0][:2], shapes_batch[1][:2]
-    assert auto_layer(_trace(tiny_cnn, x)) == "7"  # the ReLU after the last convolution
+    assert auto_layer(trace_calls(tiny_cnn, x)) == "7"  # the ReLU after the last convolution
     auto = run("gradcam", tiny_cnn, x, y, x_range)
     torch.testing.assert_close(run("gradcam", tiny_cnn, x, y, x_range, layer="7"), auto)
     wrapped = nn.Sequential(tiny_cnn, nn.LogSoftmax(dim=1))  # as the runner wraps log_softmax jobs
-    assert auto_layer(_trace(wrapped, x)) == "0.7"
+    assert auto_layer(trace_calls(wrapped, x)) == "0.7"
     run("gradcam", wrapped, x, y, x_range, layer="7")  # suffix match through the wrapper
     with pytest.raises(ValueError, match="no single module named 'layer9'"):
         run("gradcam", tiny_cnn, x, y, x_range, layer="layer9")

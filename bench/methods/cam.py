@@ -17,7 +17,7 @@ from bench.methods.base import input_gradient, register_method
 
 # -- Grad-CAM -------------------------------------------------------------------------------------
 
-def _trace(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+def trace_calls(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """(name, module, output shape) of every module call, in the order the calls finish."""
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     handles = [m.register_forward_hook(lambda mod, i, o, name=name: calls.append((name, mod, tuple(o.shape)))
@@ -89,7 +89,7 @@ def _as_grid(a: Tensor, grid: tuple[int, int] | None) -> Tensor:
 def gradcam(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, layer: str | None = None,
             relu: bool = True) -> Tensor:
     """Grad-CAM on the last conv block, upsampled bilinearly to H×W and broadcast over channels."""
-    calls = _trace(model, x)
+    calls = trace_calls(model, x)
     name = find_module(model, layer) if layer else auto_layer(calls)
     module = dict(model.named_modules())[name]
     grid = _grid(calls)

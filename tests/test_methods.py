@@ -83,7 +83,7 @@ def test_contract_shape_dtype_device_finite(name, tiny_cnn, shapes_batch, x_rang
 
 
 def test_unknown_parameter_names_the_accepted_ones():
-    with pytest.raises(ValueError, match="takes: n, sigma, base, base_params, classifier"):
+    with pytest.raises(ValueError, match="takes: n, sigma, base, base_params, classifier, vmap"):
         create_method("noisegrad", alpha=0.1)
 
 
@@ -188,6 +188,12 @@ def test_vectorised_equals_python_loop(name, params, ref_params, tiny_cnn, shape
     got = run(name, tiny_cnn, x, y, x_range, **params)
     ref = loop_reference(name, tiny_cnn, x, y, x_range, params["n"], **ref_params)
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_noisegrad_vmap_equals_loop_over_copies(tiny_cnn, shapes_batch, x_range):
+    x, y = shapes_batch[0][:4], shapes_batch[1][:4]
+    maps = [run("noisegrad", tiny_cnn, x, y, x_range, n=4, vmap=v) for v in (True, False)]
+    torch.testing.assert_close(maps[0], maps[1], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("name, params, ref_params", LOOP_CASES, ids=lambda v: str(v))

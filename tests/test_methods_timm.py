@@ -64,9 +64,10 @@ def test_noisegrad_on_timm_model(name, kwargs, side, head):
     assert classifier_name(model) == head  # timm's get_classifier()
     before = model_fingerprint(model)
     maps = create_method("noisegrad", n=3)(model, x, y, x_range=x_range, generator=torch.Generator().manual_seed(0),
-                                           chunk_size=4)  # two copies in one vmapped pass, then one
+                                           chunk_size=4)  # two copies in one pass, then one
     check_maps(maps, x, "noisegrad")
-    one_by_one = create_method("noisegrad", n=3)(model, x, y, x_range=x_range,
-                                                 generator=torch.Generator().manual_seed(0), chunk_size=2)
-    torch.testing.assert_close(maps, one_by_one, rtol=1e-4, atol=1e-6)
+    for chunk, vmap in ((2, None), (4, True), (4, False)):  # one copy per pass; vmapped; looped
+        other = create_method("noisegrad", n=3, vmap=vmap)(model, x, y, x_range=x_range,
+                                                           generator=torch.Generator().manual_seed(0), chunk_size=chunk)
+        torch.testing.assert_close(maps, other, rtol=1e-4, atol=1e-6)
     assert_unchanged(before, model)

@@ -1,0 +1,117 @@
+"""Maps per second, GradBench vs Captum: same model, same batch, same device.
+
+    python benchmarks/methods_vs_captum.py [--quick] [--device cpu] [--chunk-sizes 32 64 256]
+
+Models: timm resnet18 at 64×64 (random weights) and the zoo's cnn-small at 32×32. Each cell is the
+median over repeats of one call on the whole batch; maps/s = batch / seconds. Captum's methods run
+with their defaults (IG and NoiseTunnel push all steps/samples through in one batch). NoiseGrad has
+no Captum counterpart and is timed for GradBench alone. ``--chunk-sizes`` times the batched
+methods (IG, SmoothGrad, NoiseGrad) at several chunk sizes, to choose ``DEFAULT_CHUNK_SIZE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import timm  # noqa: E402
+import torch  # noqa: E402
+from captum.attr import (  # noqa: E402
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Saliency,
+)
+
+from bench.methods import create_method  # noqa: E402
+from bench.methods.base import default_chunk_size  # noqa: E402
+from bench.models.zoo import cnn_small  # noqa: E402
+
+
+def median_seconds(fn: Callable[[], torch.Tensor], repeats: int, device: torch.device) -> float:
+    fn()  # warm-up: allocator, lazy init, first-call dispatch
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def cases(model, layer, steps: int, samples: int):
+    """(label, GradBench method name + params, Captum call or None) per method."""
+    def gradcam_captum(x, y):
+        cam = LayerGradCam(model, layer).attribute(x, target=y, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), "bilinear").expand_as(x)
+
+    sigma = 0.15 * 5.0  # α·(x_max − x_min) with the range below
+    return [
+        ("grad", ("grad", {}), lambda x, y: Saliency(model).attribute(x, target=y, abs=False)),
+        ("grad_x_input", ("grad_x_input", {}), lambda x, y: InputXGradient(model).attribute(x, target=y)),
+        (f"integrated_gradients (m={steps})", ("integrated_gradients", {"steps": steps}),
+         lambda x, y: IntegratedGradients(model).attribute(x, target=y, n_steps=steps, method="riemann_right")),
+        (f"smoothgrad (N={samples})", ("smoothgrad", {"n": samples}),
+         lambda x, y: NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=samples,
+                                                             stdevs=sigma, target=y, abs=False)),
+        ("guided_backprop", ("guided_backprop", {}), lambda x, y: GuidedBackprop(model).attribute(x, target=y)),
+        ("gradcam", ("gradcam", {}), gradcam_captum),
+        (f"noisegrad (N={samples})", ("noisegrad", {"n": samples}), None),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, steps and samples")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--chunk-sizes", type=int, nargs="*", default=[], help="also time these chunk sizes")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    repeats, steps, samples = (2, 16, 8) if args.quick else (3, 32, 16)
+    x_range = (torch.full((3,), -2.5, device=dev), torch.full((3,), 2.5, device=dev))
+
+    torch.manual_seed(0)
+    resnet = timm.create_model("resnet18", pretrained=False, num_classes=10).eval().to(dev)
+    small = cnn_small(num_classes=10).eval().to(dev)
+    setups = [("resnet18 64²", resnet, resnet.layer4, 64), ("cnn-small 32²", small, small[7], 32)]
+    print(f"device {dev}, {torch.get_num_threads()} threads, batch {args.batch}, torch {torch.__version__}, "
+          f"default chunk {default_chunk_size(dev)}, median of {repeats}\n")
+    print("| model | method | GradBench maps/s | Captum maps/s | ratio |")
+    print("|---|---|---:|---:|---:|")
+    for label, model, layer, side in setups:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        g = torch.Generator(device=dev).manual_seed(0)
+        x = torch.randn(args.batch, 3, side, side, generator=g, device=dev)
+        y = torch.randint(0, 10, (args.batch,), generator=g, device=dev)
+        for name, (method, params), captum in cases(model, layer, steps, samples):
+            m = create_method(method, **params)
+            ours = median_seconds(lambda: m(model, x, y, x_range=x_range, generator=torch.Generator(device=dev)),
+                                  repeats, dev)
+            theirs = median_seconds(lambda: captum(x, y), repeats, dev) if captum else None
+            cap = f"{args.batch / theirs:.1f}" if theirs else "—"
+            ratio = f"{theirs / ours:.2f}×" if theirs else "—"
+            print(f"| {label} | {name} | {args.batch / ours:.1f} | {cap} | {ratio} |", flush=True)
+        for chunk in args.chunk_sizes:
+            for method, params in (("integrated_gradients", {"steps": steps}), ("smoothgrad", {"n": samples}),
+                                   ("noisegrad", {"n": samples})):
+                m = create_method(method, **params)
+                t = median_seconds(lambda: m(model, x, y, x_range=x_range, generator=torch.Generator(device=dev),
+                                             chunk_size=chunk), repeats, dev)
+                print(f"| {label} | {method}, chunk {chunk} | {args.batch / t:.1f} | | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,9 @@
     python benchmarks/methods_vs_captum.py [--quick] [--device cpu] [--chunk-sizes 32 64 256]
 
 Models: timm resnet18 at 64×64 (random weights) and the zoo's cnn-small at 32×32. Each cell is the
-median over repeats of one call on the whole batch; maps/s = batch / seconds. Captum's methods run
+best of the repeats of one call on the whole batch (on a shared machine the minimum is the least
+noisy estimate of the cost; GradBench and Captum calls alternate so that load drifts hit both);
+maps/s = batch / seconds. Captum's methods run
 with their defaults (IG and NoiseTunnel push all steps/samples through in one batch). NoiseGrad has
 no Captum counterpart and is timed for GradBench alone. ``--chunk-sizes`` times the batched
 methods (IG, SmoothGrad, NoiseGrad) at several chunk sizes, to choose ``DEFAULT_CHUNK_SIZE``.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 
@@ -36,18 +37,32 @@ from bench.methods.base import default_chunk_size  # noqa: E402
 from bench.models.zoo import cnn_small  # noqa: E402
 
 
-def median_seconds(fn: Callable[[], torch.Tensor], repeats: int, device: torch.device) -> float:
-    fn()  # warm-up: allocator, lazy init, first-call dispatch
-    times = []
+def seconds(fn: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def best_seconds(fns: list[Callable[[], object] | None], repeats: int, device: torch.device) -> list[float | None]:
+    """Best time of each function over ``repeats`` rounds, the functions alternating in each round."""
+    for fn in fns:
+        if fn is not None:
+            fn()  # warm-up: allocator, lazy init, first-call dispatch
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, t in zip(fns, times, strict=True):
+            if fn is not None:
+                t.append(seconds(fn, device))
+    return [min(t) if t else None for t in times]
+
+
+def bench_call(method, model, x, y, x_range, chunk_size: int | None = None) -> Callable[[], torch.Tensor]:
+    return lambda: method(model, x, y, x_range=x_range, generator=torch.Generator(device=x.device),
+                          chunk_size=chunk_size)
 
 
 def cases(model, layer, steps: int, samples: int):
@@ -75,11 +90,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, steps and samples")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=None, help="inputs per call (default 8; 4 with --quick)")
     ap.add_argument("--chunk-sizes", type=int, nargs="*", default=[], help="also time these chunk sizes")
     args = ap.parse_args()
     dev = torch.device(args.device)
-    repeats, steps, samples = (2, 16, 8) if args.quick else (3, 32, 16)
+    args.batch = args.batch or (4 if args.quick else 8)
+    repeats, steps, samples = (2, 8, 4) if args.quick else (3, 16, 8)
     x_range = (torch.full((3,), -2.5, device=dev), torch.full((3,), 2.5, device=dev))
 
     torch.manual_seed(0)
@@ -87,7 +103,7 @@ def main() -> None:
     small = cnn_small(num_classes=10).eval().to(dev)
     setups = [("resnet18 64²", resnet, resnet.layer4, 64), ("cnn-small 32²", small, small[7], 32)]
     print(f"device {dev}, {torch.get_num_threads()} threads, batch {args.batch}, torch {torch.__version__}, "
-          f"default chunk {default_chunk_size(dev)}, median of {repeats}\n")
+          f"default chunk {default_chunk_size(dev)}, best of {repeats}\n")
     print("| model | method | GradBench maps/s | Captum maps/s | ratio |")
     print("|---|---|---:|---:|---:|")
     for label, model, layer, side in setups:
@@ -97,19 +113,16 @@ def main() -> None:
         x = torch.randn(args.batch, 3, side, side, generator=g, device=dev)
         y = torch.randint(0, 10, (args.batch,), generator=g, device=dev)
         for name, (method, params), captum in cases(model, layer, steps, samples):
-            m = create_method(method, **params)
-            ours = median_seconds(lambda: m(model, x, y, x_range=x_range, generator=torch.Generator(device=dev)),
-                                  repeats, dev)
-            theirs = median_seconds(lambda: captum(x, y), repeats, dev) if captum else None
+            ours, theirs = best_seconds([bench_call(create_method(method, **params), model, x, y, x_range),
+                                         (lambda c=captum, x=x, y=y: c(x, y)) if captum else None], repeats, dev)
             cap = f"{args.batch / theirs:.1f}" if theirs else "—"
             ratio = f"{theirs / ours:.2f}×" if theirs else "—"
             print(f"| {label} | {name} | {args.batch / ours:.1f} | {cap} | {ratio} |", flush=True)
         for chunk in args.chunk_sizes:
             for method, params in (("integrated_gradients", {"steps": steps}), ("smoothgrad", {"n": samples}),
                                    ("noisegrad", {"n": samples})):
-                m = create_method(method, **params)
-                t = median_seconds(lambda: m(model, x, y, x_range=x_range, generator=torch.Generator(device=dev),
-                                             chunk_size=chunk), repeats, dev)
+                (t,) = best_seconds([bench_call(create_method(method, **params), model, x, y, x_range, chunk)],
+                                    repeats, dev)
                 print(f"| {label} | {method}, chunk {chunk} | {args.batch / t:.1f} | | |", flush=True)
 
 

@@ -123,19 +123,13 @@ def gradcam(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
 
 # -- Guided Backpropagation -----------------------------------------------------------------------
 
-class _GuidedGate(torch.autograd.Function):
-    """Identity forward after a ReLU; backward lets through only positive gradients where the ReLU
-    was open. With the ReLU's own mask: ReLU(g)·1[x>0], Springenberg et al.'s rule (and Captum's)."""
-
-    @staticmethod
-    def forward(ctx, y: Tensor) -> Tensor:
-        ctx.save_for_backward(y)
-        return y.clone()
-
-    @staticmethod
-    def backward(ctx, g: Tensor) -> Tensor:
-        (y,) = ctx.saved_tensors
-        return g.clamp(min=0) * (y > 0)
+def _gate(module: nn.Module, inputs, out: Tensor) -> None:
+    # A hook on the ReLU's output clamps the gradient arriving there to ≥ 0; the ReLU's own backward
+    # then applies its mask 1[x>0]: ReLU(g)·1[x>0], Springenberg et al.'s rule (and Captum's). The
+    # tensor hook lives on this call's graph only, so nothing stays on the module; a later in-place
+    # op on ``out`` does not move it (it fires for the gradient of the ReLU's output).
+    if out.requires_grad:
+        out.register_hook(lambda g: g.clamp(min=0))
 
 
 @contextlib.contextmanager
@@ -145,7 +139,7 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
     if not relus:
         raise ValueError("guided_backprop: the model has no nn.ReLU module (its activation may be softplus/GELU); "
                          "guided backpropagation is defined for ReLU networks: use grad or smoothgrad")
-    handles = [m.register_forward_hook(lambda mod, i, o: _GuidedGate.apply(o)) for m in relus]
+    handles = [m.register_forward_hook(_gate) for m in relus]
     try:
         yield
     finally:

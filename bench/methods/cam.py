@@ -7,6 +7,7 @@ Hooks are registered for one call and removed in ``finally``: the model is left 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -83,16 +84,31 @@ def _as_grid(a: Tensor, grid: tuple[int, int] | None) -> Tensor:
     return a[:, n - gh * gw:].reshape(len(a), gh, gw, -1).permute(0, 3, 1, 2)
 
 
+# model → {input shape: (auto layer name or None, feature grid)}: one tracing forward per model and
+# input shape, not per call (smoothgrad(base=gradcam) and metrics that re-explain call it often).
+# Weak keys: the model itself is not touched and is freed as usual (a model whose modules are
+# swapped after a first call keeps its first layout: pass layer= explicitly then).
+_LAYOUT: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _layout(model: nn.Module, x: Tensor, auto: bool) -> tuple[str | None, tuple[int, int] | None]:
+    key = (tuple(x.shape[1:]), x.dtype, x.device, auto)
+    cached = _LAYOUT.setdefault(model, {})
+    if key not in cached:
+        calls = trace_calls(model, x)
+        cached[key] = (auto_layer(calls) if auto else None, _grid(calls))
+    return cached[key]
+
+
 @register_method("gradcam", defaults={"layer": None, "relu": True},
                  citation="Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks via "
                           "Gradient-based Localization. ICCV 2017.")
 def gradcam(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, layer: str | None = None,
             relu: bool = True) -> Tensor:
     """Grad-CAM on the last conv block, upsampled bilinearly to H×W and broadcast over channels."""
-    calls = trace_calls(model, x)
-    name = find_module(model, layer) if layer else auto_layer(calls)
+    auto, grid = _layout(model, x, auto=not layer)
+    name = find_module(model, layer) if layer else auto
     module = dict(model.named_modules())[name]
-    grid = _grid(calls)
     acts: list[Tensor] = []
 
     def keep(mod, inputs, out):

@@ -91,9 +91,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats, steps and samples")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=None, help="inputs per call (default 8; 4 with --quick)")
+    # On a shared 2-core machine, 2 OpenMP threads collapse when another process holds a core (cnn-small
+    # grad, batch 8: 7 ms with 1 thread, 290 ms with 2, measured): 1 thread unless asked otherwise.
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--chunk-sizes", type=int, nargs="*", default=[], help="also time these chunk sizes")
     args = ap.parse_args()
     dev = torch.device(args.device)
+    torch.set_num_threads(args.threads)
     args.batch = args.batch or (4 if args.quick else 8)
     repeats, steps, samples = (2, 8, 4) if args.quick else (3, 16, 8)
     x_range = (torch.full((3,), -2.5, device=dev), torch.full((3,), 2.5, device=dev))

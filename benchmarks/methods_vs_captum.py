@@ -122,12 +122,14 @@ def main() -> None:
             cap = f"{args.batch / theirs:.1f}" if theirs else "—"
             ratio = f"{theirs / ours:.2f}×" if theirs else "—"
             print(f"| {label} | {name} | {args.batch / ours:.1f} | {cap} | {ratio} |", flush=True)
-        for chunk in args.chunk_sizes:
-            for method, params in (("integrated_gradients", {"steps": steps}), ("smoothgrad", {"n": samples}),
-                                   ("noisegrad", {"n": samples})):
-                (t,) = best_seconds([bench_call(create_method(method, **params), model, x, y, x_range, chunk)],
-                                    repeats, dev)
-                print(f"| {label} | {method}, chunk {chunk} | {args.batch / t:.1f} | | |", flush=True)
+        if args.chunk_sizes:  # 4× the samples, so that the larger chunks are really used; interleaved
+            for method, params in (("integrated_gradients", {"steps": 4 * steps}), ("smoothgrad", {"n": 4 * samples}),
+                                   ("noisegrad", {"n": 4 * samples})):
+                m = create_method(method, **params)
+                times = best_seconds([bench_call(m, model, x, y, x_range, c) for c in args.chunk_sizes], repeats, dev)
+                cells = ", ".join(f"chunk {c}: {args.batch / t:.2f}"
+                                  for c, t in zip(args.chunk_sizes, times, strict=True))
+                print(f"| {label} | {method} {params} maps/s by chunk size | {cells} | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def draw_copies(params: dict[str, Tensor], k: int, sigma: float, generator: torc
 
 
 class CopyMean(nn.Module):
-    """The mean score of k stacked weight copies, f̄(x) = 1/k Σ_c f(x; θ_c), in one vmapped pass.
+    """The mean score of k stacked weight copies, f̄(x) = 1/k Σ_c f(x; θ_c): one backward for all k.
 
     The wrapped model is a submodule so that name-based tools (Grad-CAM's ``layer=``) still find
     its modules; its own parameters are only read, never replaced.

@@ -99,7 +99,7 @@ def main() -> None:
     dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
     args.batch = args.batch or (4 if args.quick else 8)
-    repeats, steps, samples = (2, 8, 4) if args.quick else (3, 16, 8)
+    repeats, steps, samples = (2, 8, 4) if args.quick else (5, 16, 8)
     x_range = (torch.full((3,), -2.5, device=dev), torch.full((3,), 2.5, device=dev))
 
     torch.manual_seed(0)

@@ -204,6 +204,15 @@ def test_independent_of_chunk_size(name, params, ref_params, tiny_cnn, shapes_ba
         torch.testing.assert_close(m, maps[0], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("base", [{"base": "grad_x_input"},
+                                  {"base": "integrated_gradients", "base_params": {"steps": 3, "baseline": "black"}}])
+def test_noisegrad_of_a_linear_base_one_copy_per_pass_equals_many(base, tiny_cnn, shapes_batch, x_range):
+    # chunk 4 with 4 inputs: one copy per pass (the loop); chunk 1000: all copies through one backward
+    x, y = shapes_batch[0][:4], shapes_batch[1][:4]
+    maps = [run("noisegrad", tiny_cnn, x, y, x_range, chunk_size=c, n=3, **base) for c in (4, 1000)]
+    torch.testing.assert_close(maps[0], maps[1], rtol=1e-4, atol=1e-6)
+
+
 def test_noisegrad_perturbs_all_but_the_classifier(tiny_cnn):
     names = set(perturbed_parameters(tiny_cnn))
     assert classifier_name(tiny_cnn) == "10"  # cnn-small: the last nn.Linear

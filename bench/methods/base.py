@@ -32,6 +32,12 @@ class Method:
     name: str
     fn: Callable[..., Tensor]
     params: dict[str, Any] = field(default_factory=dict)
+    # Composition needs to know: a stochastic method draws from the generator (so an outer
+    # smoothing must call it once per outer sample to keep the draw order of the Python loop);
+    # a linear one is a linear functional of the model's scores (so the mean of its maps over
+    # model copies is its map of the copies' mean score: NoiseGrad batches copies that way).
+    stochastic: bool = False
+    linear: bool = False
 
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor, *,
                  x_range: tuple[Tensor, Tensor] | None = None,
@@ -49,8 +55,12 @@ _CONTEXT_ARGS = {"model", "x", "target", "x_range", "generator", "chunk_size"}
 
 
 def register_method(name: str, *, defaults: dict[str, Any] | None = None, description: str = "",
-                    citation: str = ""):
-    """Register ``fn(model, x, target, *, x_range, generator, chunk_size, **params)`` under ``name``."""
+                    citation: str = "", stochastic: bool = False, linear: bool = False):
+    """Register ``fn(model, x, target, *, x_range, generator, chunk_size, **params)`` under ``name``.
+
+    ``stochastic``: the method draws from the generator. ``linear``: its map is a linear functional
+    of the model's score function (gradients, Grad×Input, IG; not Grad-CAM or guided backprop).
+    """
 
     def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         sig = inspect.signature(fn)
@@ -61,12 +71,13 @@ def register_method(name: str, *, defaults: dict[str, Any] | None = None, descri
             if unknown:
                 raise ValueError(f"method '{name}' takes no parameter {', '.join(sorted(unknown))}; "
                                  f"it takes: {', '.join(p.name for p in own) or 'none'}")
-            return Method(name, fn, params)
+            return Method(name, fn, params, stochastic=stochastic, linear=linear)
 
         factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
-        methods.register(name, description=desc, citation=citation, defaults=defaults)(factory)
+        methods.register(name, description=desc, citation=citation, defaults=defaults,
+                         stochastic=stochastic, linear=linear)(factory)
         return fn
 
     return decorator

@@ -2,7 +2,9 @@
 
 All N noise samples of a chunk go through the base method as one batch of ``k·B`` rows; noise is
 drawn one sample at a time from the job's generator, so the result equals the Python loop
-``mean_i base(x + ε_i)`` with the same generator, whatever the chunk size.
+``mean_i base(x + ε_i)`` with the same generator, whatever the chunk size. A stochastic base
+(NoiseGrad: S-NG, A-NG) draws from the same generator, so it gets one noise sample per call: the
+loop's draw order ε₁, base draws, ε₂, … is kept and the base batches its own samples.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.methods.base import register_method, resolve_base
+from bench.methods.base import Method, register_method, resolve_base
 
 
 def smoothgrad_sigma(x: Tensor, x_range: tuple[Tensor, Tensor], alpha: float | None,
@@ -40,11 +42,11 @@ def adaptgrad_sigma(x: Tensor, x_range: tuple[Tensor, Tensor], c: float, rule: s
     return torch.minimum((x - lo).abs(), (x - hi).abs()) / adaptgrad_z(c, rule)
 
 
-def smooth(base, model, x: Tensor, target: Tensor, sigma: Tensor, n: int, x_range, generator,
+def smooth(base: Method, model, x: Tensor, target: Tensor, sigma: Tensor, n: int, x_range, generator,
            chunk_size: int) -> Tensor:
     """mean_{i=1..n} base(x + σ ⊙ ε_i), ε_i ~ N(0, I), k noise samples per batch."""
     total = torch.zeros_like(x)
-    per_chunk = max(1, chunk_size // len(x))
+    per_chunk = 1 if base.stochastic else max(1, chunk_size // len(x))
     for s in range(0, n, per_chunk):
         k = min(per_chunk, n - s)
         eps = torch.stack([torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -56,7 +58,7 @@ def smooth(base, model, x: Tensor, target: Tensor, sigma: Tensor, n: int, x_rang
     return total / n
 
 
-@register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"},
+@register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"}, stochastic=True,
                  citation="Smilkov et al., SmoothGrad: removing noise by adding noise (2017)")
 def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
                alpha: float = 0.15, sigma: float | None = None, base: str = "grad",
@@ -67,7 +69,7 @@ def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_si
                   chunk_size)
 
 
-@register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"},
+@register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"}, stochastic=True,
                  citation="Zhou et al., Rethinking the Principle of Gradient Smoothing (AdaptGrad)")
 def adaptgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
               c: float = 0.95, rule: str = "eq13", base: str = "grad",

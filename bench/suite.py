@@ -28,7 +28,7 @@ TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "
             "target", "output", "citation", "claims", "sanity"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
-              "augment"}
+              "augment", "cap_check_steps", "cap_required"}
 NAMED_KEYS = {"name", "params"}
 
 
@@ -181,7 +181,8 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
                 optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
                 batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
                 match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),
-                augment=m.get("augment", False))
+                augment=m.get("augment", False), cap_check_steps=m.get("cap_check_steps"),
+                cap_required=m.get("cap_required", True))
             for name, params, label in methods:
                 jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
                                 output, label))

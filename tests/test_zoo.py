@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -319,3 +320,19 @@ def test_augment_crops_and_flips():
         assert found
     r = tiny(seed=71, augment=True)
     assert r.hash != tiny(seed=71).hash and get_model(r, progress=False).epochs == 1
+
+
+def test_cap_checked_every_k_steps_stops_mid_epoch_and_closer_to_the_cap():
+    base = Recipe("cnn-small", "digits", accuracy_cap=0.5, max_epochs=5, lr=1e-3, batch_size=32)
+    per_epoch = get_model(base, progress=False)
+    fine = get_model(dataclasses.replace(base, cap_check_steps=5), progress=False)
+    assert fine.accuracy > 0.5 and per_epoch.accuracy > 0.5
+    assert fine.accuracy <= per_epoch.accuracy  # the first passing check comes no later than the epoch end
+    meta = json.loads((cache_dir() / f"{fine.recipe.hash}.json").read_text())
+    assert meta["steps"] % 5 == 0 and meta["cap_reached"]
+
+
+def test_cap_not_required_keeps_the_model_and_records_it():
+    r = Recipe("mlp", "digits", accuracy_cap=0.999, max_epochs=1, cap_required=False)
+    m = get_model(r, progress=False)
+    assert m.epochs == 1 and not json.loads((cache_dir() / f"{r.hash}.json").read_text())["cap_reached"]

@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 from bench import registry
 from bench.errors import ResultsError
 from bench.metrics.base import CATEGORIES
-from bench.results import digest, load_rows
+from bench.results import digest, load_rows, training_label
 
-TRACK = ["suite", "dataset", "model", "activation"]
+TRACK = ["suite", "dataset", "model", "activation", "training"]  # training: '' or 'sf=N' (split factor)
 CELL = [*TRACK, "method_label", "metric"]
 SUBMISSIONS = "submissions"
 BOOTSTRAP_CHUNK = 4_000_000  # resampled values held in memory at once
@@ -144,6 +144,14 @@ def cell_seed(base: int, key: Sequence[object]) -> np.random.SeedSequence:
     return np.random.SeedSequence([base, int.from_bytes(h[:8], "little")])
 
 
+def with_training(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the ``training`` track column ('' or 'sf=N'), derived from the recipe if absent."""
+    if "training" in rows:
+        return rows
+    labels = rows["model_recipe"].map(training_label) if "model_recipe" in rows else ""
+    return rows.assign(training=labels)
+
+
 def aggregate(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
               config: BoardConfig | None = None) -> pd.DataFrame:
     """One row per cell: value, CI ``low``/``high``, ``half`` (half-width), ``n``, ``jobs``, ``ci``.
@@ -151,6 +159,7 @@ def aggregate(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
     ``ci`` is ``bootstrap`` where every job of the cell has per-sample values, else ``normal``
     (± z·stderr of the mean of job means), and the legend says which cells are which.
     """
+    rows = with_training(rows)
     config = config or BoardConfig()
     per_job: dict[tuple[str, str], np.ndarray] = {}
     if samples is not None and len(samples):
@@ -261,7 +270,7 @@ def fence(text: str, lang: str = "") -> list[str]:
 
 def track_name(track: Sequence[object], with_suite: bool) -> str:
     suite, *rest = track
-    return " · ".join(escape_md(x) for x in ([suite] if with_suite else []) + rest)
+    return " · ".join(escape_md(x) for x in ([suite] if with_suite else []) + rest if x != "")
 
 
 def _fmt(v: float) -> str:
@@ -289,7 +298,13 @@ def sql_literal(text: object) -> str:
 
 def cell_query(cell: Mapping[str, object], globs: Sequence[str]) -> str:
     """DuckDB SQL reproducing a cell's value from the Parquet rows (mean over jobs of job means)."""
-    where = " AND ".join(f"{c} = {sql_literal(cell[c])}" for c in CELL)
+    def cond(c: str) -> str:
+        if c == "training":  # derived, not stored: match the split factor inside the canonical recipe JSON
+            sf = int(str(cell[c])[3:]) if cell[c] else 1
+            return f"model_recipe LIKE '%\"split_factor\":{sf},%'"
+        return f"{c} = {sql_literal(cell[c])}"
+
+    where = " AND ".join(cond(c) for c in CELL)
     return f"SELECT avg(value) FROM read_parquet([{', '.join(map(sql_literal, globs))}]) WHERE {where}"
 
 
@@ -320,6 +335,7 @@ def render(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: 
            method_citations: Mapping[str, str] | None = None) -> str:
     """The board as Markdown. ``plots``: (title, path relative to the board); ``globs``: the Parquet
     row files (as the reader will type them) for the DuckDB example."""
+    rows = with_training(rows)
     config = config or BoardConfig()
     board = build(rows, samples, config, sanity)
     cells, over = board.cells, board.overall

@@ -32,6 +32,7 @@ def make_rows(cells: list[tuple[str, str, str, str, float]], **track) -> pd.Data
     """(method, metric, direction, category, value) → result rows, one job per (method, metric)."""
     t = {**TRACK, **track}
     return pd.DataFrame([{**t, "job_id": f"{t['dataset']}-{m}-{k}", "method": m, "method_label": m, "metric": k,
+                          "model_recipe": "{\"split_factor\":1,\"split_index\":0}",
                           "direction": d, "category": c, "value": v, "stderr": 0.0, "n": 10, "model_seed": 0,
                           "model_test_accuracy": 0.9, "created_at": f"2026-01-0{1 + i % 9}T00:00:00+00:00",
                           "bench_version": "0.1.0", "git_commit": "abc123"}

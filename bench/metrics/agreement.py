@@ -40,7 +40,7 @@ def _twin(ctx: MetricContext, same_init: bool) -> nn.Module:
     return ctx.cache[key]
 
 
-def _explain(ctx: MetricContext, model: nn.Module, target: Tensor) -> Tensor:
+def explain_same_noise(ctx: MetricContext, model: nn.Module, target: Tensor) -> Tensor:
     gen = None
     if ctx.generator is not None:  # the job's maps were the first draws of a generator with this seed
         gen = torch.Generator(device=ctx.generator.device).manual_seed(ctx.generator.initial_seed())
@@ -55,8 +55,8 @@ def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = 
     key = f"split_maps:{same_init}:{own}"
     if key not in ctx.cache:
         twin = _twin(ctx, same_init)
-        mine = ctx.maps if own else _explain(ctx, ctx.model, target)
-        ctx.cache[key] = (mine, _explain(ctx, twin, target))
+        mine = ctx.maps if own else explain_same_noise(ctx, ctx.model, target)
+        ctx.cache[key] = (mine, explain_same_noise(ctx, twin, target))
     return ctx.cache[key]
 
 

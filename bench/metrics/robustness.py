@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from bench.metrics.agreement import explain_same_noise, pair_maps
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 from bench.metrics.correlation import spearman
 from bench.metrics.fidelity import l2_distance
@@ -90,10 +91,17 @@ def _stability_twin(ctx: MetricContext, twin: str) -> nn.Module:
 
 @register_metric("stability", direction="lower", category="robustness", citation=STABILITY,
                  description="‖M(x; θ₁) − M(x; θ₂)‖₂ between maps of two models of the same recipe")
-def stability(ctx: MetricContext, twin: str = "seed") -> Tensor:
-    """Distance of the raw maps of the job's model and its twin: the next seed (``twin="seed"``) or
-    the other half of the split pair (0, 1) (``twin="split"``)."""
-    return l2_distance(ctx.maps, _twin_maps(ctx, _stability_twin(ctx, twin)))
+def stability(ctx: MetricContext, twin: str = "auto") -> Tensor:
+    """Distance of the raw maps of the job's model and its twin, both explained with the same noise
+    draws (so a smoothing method's distance is the models', not Monte-Carlo noise). ``twin="auto"``
+    is the split-agreement pair: the next seed at sf=1, the other part (and next seed) at sf ≥ 2;
+    ``"seed"`` and ``"split"`` force one of the two."""
+    if twin == "auto":
+        _recipe(ctx)
+        mine, other = pair_maps(ctx)
+    else:
+        mine, other = ctx.maps, explain_same_noise(ctx, _stability_twin(ctx, twin), ctx.target)
+    return l2_distance(mine, other)
 
 
 def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor:

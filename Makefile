@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 run: setup
 	$(BIN)/bench run registry/suites/default.toml
-	$(BIN)/bench leaderboard default
+	$(BIN)/bench leaderboard
 
 test: setup
 	$(BIN)/python -m pytest
@@ -26,8 +26,14 @@ test: setup
 lint: setup
 	$(BIN)/ruff check bench tests benchmarks
 
+# Speed comparisons (not tests): GradBench vs Captum + Quantus on the same inputs.
+bench: setup
+	$(BIN)/python benchmarks/harness_vs_quantus.py --model all
+	$(BIN)/python benchmarks/methods_vs_captum.py
+	$(BIN)/python benchmarks/metrics_vs_quantus.py
+
 leaderboard: setup
-	$(BIN)/bench leaderboard default
+	$(BIN)/bench leaderboard
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -103,9 +103,10 @@ def _report_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import write_board
+    from bench.leaderboard import load_board_config, write_board
 
-    out, rows, notes = write_board(args.results, args.suites or ["default"], args.out, plots=not args.no_plots,
+    suites = args.suites or list(load_board_config().suites)
+    out, rows, notes = write_board(args.results, suites, args.out, plots=not args.no_plots,
                                    saliency=not args.no_saliency)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -114,11 +115,11 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from bench.leaderboard import result_roots
+    from bench.leaderboard import load_board_config, result_roots
     from bench.plots import make_plots
     from bench.results import load_rows
 
-    roots = result_roots(args.results, args.suites or ["default"])
+    roots = result_roots(args.results, args.suites or list(load_board_config().suites))
     made, notes = make_plots(load_rows(*roots), roots, Path(args.out or Path(args.results) / "plots"),
                              saliency=not args.no_saliency)
     for note in notes:
@@ -129,10 +130,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_cite(args: argparse.Namespace) -> int:
-    from bench.leaderboard import bibtex, result_roots
+    from bench.leaderboard import bibtex, load_board_config, result_roots
     from bench.results import load_rows
 
-    suites = args.suites or ["default"]
+    suites = args.suites or list(load_board_config().suites)
     print(bibtex(load_rows(*result_roots(args.results, suites)), suites), end="")
     return 0
 
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
-    lb.add_argument("suites", nargs="*", help="suite names (default: default)")
+    lb.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     lb.add_argument("--results", default="results")
     lb.add_argument("--out", default="leaderboard.md")
     lb.add_argument("--no-plots", action="store_true", help="render the board without drawing plots")
@@ -204,14 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     lb.set_defaults(func=_cmd_leaderboard)
 
     pl = sub.add_parser("plot", help="draw the board's plots into RESULTS/plots/")
-    pl.add_argument("suites", nargs="*", help="suite names (default: default)")
+    pl.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     pl.add_argument("--results", default="results")
     pl.add_argument("--out", default=None, help="folder for the PNGs (default RESULTS/plots)")
     pl.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
     pl.set_defaults(func=_cmd_plot)
 
     c = sub.add_parser("cite", help="print BibTeX naming the board version and results digest")
-    c.add_argument("suites", nargs="*", help="suite names (default: default)")
+    c.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     c.add_argument("--results", default="results")
     c.set_defaults(func=_cmd_cite)
 

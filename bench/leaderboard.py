@@ -47,6 +47,7 @@ class BoardConfig:
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
     confidence: float = 0.95
+    suites: tuple[str, ...] = ("default",)  # what `bench leaderboard` shows when no suite is named
 
 
 def load_board_config(path: Path | None = None) -> BoardConfig:
@@ -61,6 +62,8 @@ def load_board_config(path: Path | None = None) -> BoardConfig:
         raise ResultsError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
     if not re.fullmatch(r"\d+\.\d+\.\d+", str(spec.get("version", ""))):
         raise ResultsError(f"{path}: version must be semver MAJOR.MINOR.PATCH, got {spec.get('version')!r}")
+    if "suites" in spec:
+        spec["suites"] = tuple(spec["suites"])
     return BoardConfig(**spec)
 
 

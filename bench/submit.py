@@ -33,7 +33,7 @@ from torch import Tensor
 
 from bench import registry
 from bench.errors import GradBenchError
-from bench.leaderboard import SUBMISSIONS, write_board
+from bench.leaderboard import SUBMISSIONS, load_board_config, write_board
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
 from bench.suite import Suite, expand, load_suite, resolve_suite_path
 
@@ -303,7 +303,10 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
                      "to rank against them")
     board = None
     if out is not None:
-        board, _, plot_notes = write_board(results, [sub.name], out, plots=plots, sanity={sub.name: base.sanity})
+        published = list(load_board_config().suites)
+        suites = published if sub.name in published else [sub.name]  # the whole board, when it shows this suite
+        sanity = {s: load_suite(s).sanity for s in suites if s != sub.name} | {sub.name: base.sanity}
+        board, _, plot_notes = write_board(results, suites, out, plots=plots, sanity=sanity)
         notes += plot_notes
     n_rows = sum(len(j.metrics) for j in sub.jobs)
     return Submission(name, folder, board, len(sub.jobs), n_rows, validation.seconds_per_map, notes)

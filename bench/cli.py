@@ -19,7 +19,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.kind == "suites":
         for p in sorted(SUITES_DIR.glob("*.toml")):
             s = load_suite(str(p))
-            print(f"{p.stem:28s} {len(s.jobs):5d} jobs  {s.description}")
+            print(f"{p.stem:30s} {len(s.jobs):5d} jobs  {s.description}")
         return 0
     reg = registry.REGISTRIES[args.kind]
     for name in reg.list(args.pattern):

@@ -42,6 +42,26 @@ class Entry:
         return set(sig.parameters)
 
 
+def checked_factory(kind: str, name: str, fn: Callable[..., Any], context: set[str],
+                    build: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+    """A factory taking ``fn``'s own parameters (those not in ``context``) by keyword, refusing others
+    with the list it takes; ``build(params)`` makes the bound object. Its signature is ``fn``'s own,
+    so suite validation can check parameters before anything runs."""
+    own = [p for n, p in inspect.signature(fn).parameters.items() if n not in context]
+    names = {p.name for p in own}
+
+    def factory(**params: Any) -> Any:
+        unknown = set(params) - names
+        if unknown:
+            raise ValueError(f"{kind} '{name}' takes no parameter {', '.join(sorted(unknown))}; "
+                             f"it takes: {', '.join(p.name for p in own) or 'none'}")
+        return build(params)
+
+    factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+    return factory
+
+
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.registry import methods
+from bench.registry import checked_factory, methods
 
 DEFAULT_CHUNK_SIZE = {"cpu": 256, "cuda": 4096}  # rows per forward/backward; see benchmarks/
 
@@ -63,18 +63,8 @@ def register_method(name: str, *, defaults: dict[str, Any] | None = None, descri
     """
 
     def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        sig = inspect.signature(fn)
-        own = [p for n, p in sig.parameters.items() if n not in _CONTEXT_ARGS]
-
-        def factory(**params: Any) -> Method:
-            unknown = set(params) - {p.name for p in own}
-            if unknown:
-                raise ValueError(f"method '{name}' takes no parameter {', '.join(sorted(unknown))}; "
-                                 f"it takes: {', '.join(p.name for p in own) or 'none'}")
-            return Method(name, fn, params, stochastic=stochastic, linear=linear)
-
-        factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+        factory = checked_factory("method", name, fn, _CONTEXT_ARGS,
+                                  lambda params: Method(name, fn, params, stochastic=stochastic, linear=linear))
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         methods.register(name, description=desc, citation=citation, defaults=defaults,
                          stochastic=stochastic, linear=linear)(factory)

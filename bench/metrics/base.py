@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.registry import metrics
+from bench.registry import checked_factory, metrics
 
 DIRECTIONS = ("higher", "lower")
 CATEGORIES = ("complexity", "faithfulness", "robustness", "randomisation", "localisation", "agreement",
@@ -85,18 +85,9 @@ def register_metric(name: str, *, direction: str, category: str, description: st
         raise ValueError(f"metric '{name}': direction in {DIRECTIONS}, category in {CATEGORIES}")
 
     def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        own = [p for n, p in inspect.signature(fn).parameters.items() if n != "ctx"]
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
-
-        def factory(**params: Any) -> Metric:
-            unknown = set(params) - {p.name for p in own}
-            if unknown:
-                raise ValueError(f"metric '{name}' takes no parameter {', '.join(sorted(unknown))}; "
-                                 f"it takes: {', '.join(p.name for p in own) or 'none'}")
-            return Metric(name, fn, params, direction, category, desc)
-
-        factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+        factory = checked_factory("metric", name, fn, {"ctx"},
+                                  lambda params: Metric(name, fn, params, direction, category, desc))
         metrics.register(name, description=desc, citation=citation, defaults=defaults,
                          direction=direction, category=category)(factory)
         return fn

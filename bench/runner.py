@@ -98,7 +98,7 @@ class Runner:
         masks = data.masks_test[: job.samples].to(dev) if data.masks_test is not None else None
         model = self.scored(job.recipe, job.output)
         if job.target == "predicted":
-            with torch.inference_mode():
+            with torch.no_grad():  # not inference_mode: the target takes part in the gradient graphs
                 target = model(x).argmax(1)
         else:
             target = y

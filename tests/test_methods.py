@@ -253,12 +253,24 @@ def test_hooks_are_removed_when_the_method_fails(tiny_cnn, shapes_batch, x_range
     assert_unchanged(before, tiny_cnn)
 
 
-def test_guided_backprop_needs_relus(shapes_batch, x_range):
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Softplus(), nn.Flatten(), nn.LazyLinear(6))
+def test_guided_backprop_needs_an_activation_to_gate(shapes_batch, x_range):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(6))
     x, y = shapes_batch[0][:2], shapes_batch[1][:2]
     model(x)
-    with pytest.raises(ValueError, match="no nn.ReLU"):
+    with pytest.raises(ValueError, match="no activation module to gate"):
         run("guided_backprop", model, x, y, x_range)
+
+
+def test_guided_backprop_on_softplus_gates_the_gradient_at_the_activation(x_range):
+    # f_t(x) = w2[t]ᵀ softplus_β(W1 x): guided gradient = W1ᵀ (σ(β W1 x) ⊙ max(w2[t], 0)), by hand.
+    torch.manual_seed(0)
+    beta = 3.0
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=False), nn.Softplus(beta=beta),
+                          nn.Linear(5, 3, bias=False)).eval()
+    x, t = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 1])
+    w1, w2 = model[1].weight, model[3].weight
+    expected = ((torch.sigmoid(beta * x.flatten(1) @ w1.T) * w2[t].clamp(min=0)) @ w1).view_as(x)
+    torch.testing.assert_close(run("guided_backprop", model, x, t, x_range), expected.detach())
 
 
 def test_gradcam_layer_auto_and_by_name(tiny_cnn, shapes_batch, x_range):

@@ -71,6 +71,18 @@ def test_corrupt_result_file_is_moved_aside_and_rerun(done_run):
     assert len(pd.read_parquet(path)) == 3
 
 
+def test_predicted_target_and_log_softmax_output(tmp_path):
+    from conftest import tiny_suite_text
+
+    text = tiny_suite_text(methods=("grad", "smoothgrad", "guided_backprop", "gradcam"))
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace("seed = 0\n", 'seed = 0\ntarget = "predicted"\noutput = "log_softmax"\n', 1))
+    report = Runner(tmp_path, device="cpu", progress=False).run(load_suite(str(path)))
+    assert report.failed == [] and len(report.done) == 4
+    rows = pd.read_parquet(tmp_path / "tiny")
+    assert set(rows["target"]) == {"predicted"} and set(rows["output"]) == {"log_softmax"}
+
+
 def test_failing_job_is_recorded_and_the_others_go_on(tmp_path, tiny_suite):
     suite = load_suite(tiny_suite(methods=("grad", "test_nan_method")))
     report = Runner(tmp_path, device="cpu", progress=False).run(suite)

@@ -148,13 +148,20 @@ def _gate(module: nn.Module, inputs, out: Tensor) -> None:
         out.register_hook(lambda g: g.clamp(min=0))
 
 
+# ReLU is the method's own case. Its smooth replacements get the same rule at their outputs (only
+# positive gradients pass back, then the activation's own derivative): the SP(β) suites compare
+# ΔEF of guided backprop across β, and SoftPlus(β) → ReLU as β → ∞ makes this the continuous extension.
+GATED = (nn.ReLU, nn.Softplus, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU)
+
+
 @contextlib.contextmanager
 def guided_relus(model: nn.Module) -> Iterator[None]:
-    """Gate every ``nn.ReLU`` for the duration; forward hooks, removed however the block exits."""
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    """Gate every ReLU-like activation module for the duration; forward hooks, removed however the
+    block exits."""
+    relus = [m for m in model.modules() if isinstance(m, GATED)]
     if not relus:
-        raise ValueError("guided_backprop: the model has no nn.ReLU module (its activation may be softplus/GELU); "
-                         "guided backpropagation is defined for ReLU networks: use grad or smoothgrad")
+        raise ValueError("guided_backprop: the model has no activation module to gate "
+                         f"({', '.join(t.__name__ for t in GATED)}); use grad or smoothgrad")
     handles = [m.register_forward_hook(_gate) for m in relus]
     try:
         yield
@@ -166,6 +173,6 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
 @register_method("guided_backprop", citation="Springenberg et al. Striving for Simplicity: The All "
                                              "Convolutional Net. ICLR Workshop 2015.")
 def guided_backprop(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
-    """Guided Backpropagation: ReLUs pass back only positive gradients."""
+    """Guided Backpropagation: ReLUs (and their smooth replacements) pass back only positive gradients."""
     with guided_relus(model):
         return input_gradient(model, x, target, chunk_size)

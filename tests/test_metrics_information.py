@@ -1,7 +1,7 @@
 """Information Level (PIC AUC): a hand-computed curve, the blur and entropy pieces, and PAIR's ``saliency``.
 
-The PAIR ``saliency`` package is not a dependency; the comparison with it runs where it is
-importable (``pip install saliency`` in a throwaway environment) and is skipped elsewhere.
+The PAIR ``saliency`` package (a test dependency, ``.[test]``) is the reference implementation; its
+test is skipped where it is not installed.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ class Verdict:
     points: list[tuple[str, float, float, float]]  # (label, mean, lo, hi)
     seeds: int
     note: str = ""
+    scale: str = ""
 
 
 def axis_value(row: pd.Series, along: str) -> float:
@@ -153,7 +154,21 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame, s
         ci, positive = _ci(diff), True
     note = "fewer than 3 training seeds: the verdict rests on too few models" if seeds < 3 else ""
     verdict = _verdict(ci, positive)
-    return Verdict(claim["id"], claim.get("text", claim["id"]), verdict, stat, ci, points, seeds, note)
+    return Verdict(claim["id"], claim.get("text", claim["id"]), verdict, stat, ci, points, seeds, note,
+                   _scale(base[base["metric"] == claim["metric"]]))
+
+
+def _scale(rows: pd.DataFrame) -> str:
+    """Where the verdict was reached: data, models, inputs per job, the models' test accuracy."""
+    parts = []
+    if {"dataset", "model"} <= set(rows.columns):
+        parts.append(f"{', '.join(sorted(set(rows['dataset'])))} × {', '.join(sorted(set(rows['model'])))}")
+    if "n" in rows:
+        parts.append(f"{int(rows['n'].max())} test inputs per job")
+    if "model_test_accuracy" in rows:
+        acc = rows.drop_duplicates("model_hash" if "model_hash" in rows else "job_id")["model_test_accuracy"]
+        parts.append(f"model test accuracy {acc.min():.2f}–{acc.max():.2f}")
+    return "; ".join(parts)
 
 
 def check_claims(claims: list[dict[str, Any]]) -> None:
@@ -182,6 +197,8 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
         lines.append(f"[{v.verdict}] {v.id}: {v.text}")
         lines.append(f"    statistic {v.statistic:+.4g}, 95% CI [{v.ci[0]:+.4g}, {v.ci[1]:+.4g}], "
                      f"{v.seeds} training seed(s)" + (f" — {v.note}" if v.note else ""))
+        if v.scale:
+            lines.append(f"    scale: {v.scale}")
         for label, mean, lo, hi in v.points:
             lines.append(f"      {label}: {mean:.4g} [{lo:.4g}, {hi:.4g}]")
     return "\n".join(lines)

@@ -162,3 +162,14 @@ def test_mprt_leaves_the_model_and_global_rng_alone(ctx):
     create_metric("mprt")(ctx)
     assert torch.equal(torch.rand(3), expected)
     assert all(torch.equal(a, b) for a, b in zip(before, ctx.model.parameters(), strict=True))
+
+
+def test_random_subsets_are_uniform_subsets_without_replacement():
+    from bench.metrics.faithfulness import random_subsets
+
+    s = random_subsets(400, 2, 10, 3, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert s.shape == (400, 2, 3)
+    assert all(len(set(row.tolist())) == 3 for row in s.reshape(-1, 3))  # no repeats within a subset
+    counts = torch.bincount(s.flatten(), minlength=10).double()  # each feature in 3/10 of the subsets
+    expected = 400 * 2 * 3 / 10
+    assert ((counts - expected).abs() < 4 * (expected * 0.7) ** 0.5).all()

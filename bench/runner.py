@@ -128,9 +128,16 @@ class Runner:
             if values.shape != (len(x),):
                 raise MethodOutputError(f"metric '{spec.name}' returned shape {tuple(values.shape)}, "
                                         f"expected ({len(x)},)")
-            if not torch.isfinite(values).all():
+            kept = torch.isfinite(values)
+            # NaN marks an input the metric's own protocol leaves out (declared); anything else is an error.
+            allowed = kept | torch.isnan(values) if metric.excludes else kept
+            if not allowed.all():
                 raise MethodOutputError(f"metric '{spec.name}' gave non-finite values for "
-                                        f"{(~torch.isfinite(values)).sum().item()} samples")
+                                        f"{(~allowed).sum().item()} samples")
+            if not kept.any():
+                raise MethodOutputError(f"metric '{spec.name}' excluded every input")
+            index = torch.arange(len(values))[kept]
+            values = values[kept]
             n = len(values)
             rows.append({**base, "metric": spec.name, "metric_params": canonical_json(spec.params),
                          "direction": metric.direction, "category": metric.category,
@@ -139,7 +146,7 @@ class Runner:
                          "n": n, "explain_seconds": explain_s, "explain_passes": passes.rows,
                          "metric_seconds": metric_s})
             samples.append(pd.DataFrame({"job_id": job.id, "metric": spec.name,
-                                         "sample": range(n), "value": values.numpy()}))
+                                         "sample": index.numpy(), "value": values.numpy()}))
         spectrum = None
         if "spectrum" in ctx.side:
             p = ctx.side["spectrum"].mean(0).cpu()

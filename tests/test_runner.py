@@ -7,6 +7,7 @@ import torch
 from bench.cli import main
 from bench.leaderboard import render
 from bench.methods.base import register_method
+from bench.metrics.base import register_metric
 from bench.results import ResultStore, load_rows
 from bench.runner import Runner
 from bench.suite import load_suite
@@ -20,6 +21,19 @@ ISSUE_COLUMNS = ["job_id", "suite", "dataset", "model", "activation", "method", 
 def _nan_method(model, x, target, *, x_range, generator, chunk_size):
     """Returns NaN maps (a broken submission)."""
     return torch.full_like(x, float("nan"))
+
+
+@register_metric("test_half_excluded", direction="higher", category="faithfulness", excludes=True)
+def _half_excluded(ctx):
+    """Excludes every other input (as PIC's rule would), value = input index."""
+    v = torch.arange(len(ctx.x), dtype=torch.float64)
+    return torch.where(v % 2 == 0, v, torch.full_like(v, float("nan")))
+
+
+@register_metric("test_nan_metric", direction="higher", category="faithfulness")
+def _nan_metric(ctx):
+    """NaN without declaring exclusions: an error."""
+    return torch.full((len(ctx.x),), float("nan"), dtype=torch.float64)
 
 
 @pytest.fixture
@@ -81,6 +95,20 @@ def test_predicted_target_and_log_softmax_output(tmp_path):
     assert report.failed == [] and len(report.done) == 4
     rows = pd.read_parquet(tmp_path / "tiny")
     assert set(rows["target"]) == {"predicted"} and set(rows["output"]) == {"log_softmax"}
+
+
+def test_excluded_inputs_are_dropped_and_counted_but_undeclared_nan_fails(tmp_path, tiny_suite):
+    suite = load_suite(tiny_suite(methods=("grad",), metrics=("test_half_excluded", "sparseness")))
+    report = Runner(tmp_path, device="cpu", progress=False).run(suite)
+    assert report.failed == []
+    rows = pd.read_parquet(tmp_path / "tiny").set_index("metric")
+    assert rows.loc["test_half_excluded", "n"] == 3 and rows.loc["test_half_excluded", "value"] == 2.0  # 0, 2, 4
+    assert rows.loc["sparseness", "n"] == 6
+    samples = pd.read_parquet(tmp_path / "tiny" / "_samples")
+    assert sorted(samples[samples.metric == "test_half_excluded"]["sample"]) == [0, 2, 4]
+    bad = load_suite(tiny_suite(methods=("grad",), metrics=("test_nan_metric",)))
+    failed = Runner(tmp_path / "bad", device="cpu", progress=False).run(bad).failed
+    assert len(failed) == 1 and "non-finite values for 6 samples" in failed[0][1]
 
 
 def test_failing_job_is_recorded_and_the_others_go_on(tmp_path, tiny_suite):

@@ -73,21 +73,25 @@ class Metric:
     direction: str
     category: str
     description: str
+    excludes: bool = False  # may return NaN for samples its protocol excludes (the runner drops them)
 
     def __call__(self, ctx: MetricContext) -> Tensor:
         return self.fn(ctx, **self.params)
 
 
 def register_metric(name: str, *, direction: str, category: str, description: str = "",
-                    citation: str = "", defaults: dict[str, Any] | None = None):
-    """Register ``fn(ctx, **params) -> Tensor[B]`` under ``name`` with its declarations."""
+                    citation: str = "", defaults: dict[str, Any] | None = None, excludes: bool = False):
+    """Register ``fn(ctx, **params) -> Tensor[B]`` under ``name`` with its declarations.
+
+    ``excludes``: the metric's protocol leaves some inputs out (PIC's rule, say); it marks them NaN
+    and the runner averages over the rest, recording how many were kept in ``n``."""
     if direction not in DIRECTIONS or category not in CATEGORIES:
         raise ValueError(f"metric '{name}': direction in {DIRECTIONS}, category in {CATEGORIES}")
 
     def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         factory = checked_factory("metric", name, fn, {"ctx"},
-                                  lambda params: Metric(name, fn, params, direction, category, desc))
+                                  lambda params: Metric(name, fn, params, direction, category, desc, excludes))
         metrics.register(name, description=desc, citation=citation, defaults=defaults,
                          direction=direction, category=category)(factory)
         return fn

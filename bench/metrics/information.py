@@ -17,7 +17,8 @@ The paper aggregates the median curve over images; a GradBench metric has one va
 so this is each image's own AUC (the mean over ``n_masks`` random masks). PIC excludes an image
 whose blurred version is not less informative or not lower scored than the original (and, in
 the released code, an original score below 0.8, an ImageNet-logit threshold, off here by
-default): such images raise an error naming the fix, or score ``excluded_value`` if given.
+default): such images are left out (NaN; the runner averages over the others and records how many
+it kept in ``n``), or score ``excluded_value`` if given; if every image is excluded, it is an error.
 Blurring and WebP are CPU NumPy/Pillow work; the model sees all blurred images in one batch.
 """
 
@@ -138,7 +139,7 @@ def information_level_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tup
     return out
 
 
-@register_metric("information_level", direction="higher", category="faithfulness", citation=CITATION,
+@register_metric("information_level", direction="higher", category="faithfulness", citation=CITATION, excludes=True,
                  description="PIC AUC: score recovered per WebP byte as top-salient pixels are un-blurred (XRAI)")
 def information_level(ctx: MetricContext, thresholds: tuple[float, ...] = THRESHOLDS, mask_fraction: float = 0.01,
                       n_masks: int = 1, min_pred_value: float | None = None, keep_monotonous: bool = True,
@@ -157,11 +158,10 @@ def information_level(ctx: MetricContext, thresholds: tuple[float, ...] = THRESH
         valid = [a for a in per_mask if a is not None]
         if valid:
             values.append(float(np.mean(valid)))
-        elif excluded_value is not None:
-            values.append(float(excluded_value))
         else:
-            excluded = sum(all(a is None for a in p) for p in aucs)
-            raise ValueError(f"information_level: {excluded} of {b} images are excluded by PIC (their fully blurred "
-                             "version is not less informative or not lower scored than the original); raise n_masks, "
-                             "or give excluded_value (e.g. 0.0) to score them")
+            values.append(float("nan") if excluded_value is None else float(excluded_value))
+    if all(np.isnan(values)):
+        raise ValueError(f"information_level: all {b} images are excluded by PIC (their fully blurred version is "
+                         "not less informative or not lower scored than the original); raise n_masks, or give "
+                         "excluded_value (e.g. 0.0) to score them")
     return torch.tensor(values, dtype=torch.float64, device=ctx.x.device)

@@ -81,12 +81,6 @@ def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
     return roots
 
 
-def load_board_rows(results: Path | str, suites: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Summary rows and per-sample values of the suites, submissions included."""
-    roots = result_roots(results, suites)
-    return load_rows(*roots), load_samples(*roots)
-
-
 def load_samples(*roots: Path | str) -> pd.DataFrame:
     frames = [pq.read_table(f).to_pandas() for root in map(Path, roots)
               for f in sorted((root / "_samples").glob("*.parquet"))]

@@ -55,3 +55,11 @@ def test_entry_point_plugins_are_discovered(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEP()] if group == "bench.widgets" else [])
     assert "plugin_grad" in reg.list()
     assert reg.get("plugin_grad").description == "A third-party method."
+
+
+def test_timm_style_top_level_api():
+    import bench
+
+    assert "smoothgrad" in bench.list_methods("smooth*") and "ef" in bench.list_metrics("e*")
+    assert bench.create_method("adaptgrad", c=0.99).params["c"] == 0.99
+    assert bench.create_metric("sparseness").direction == "higher"

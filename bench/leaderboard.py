@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from bench import registry
 from bench.errors import ResultsError
 from bench.metrics.base import CATEGORIES
-from bench.results import digest, load_rows, training_label
+from bench.results import digest, load_rows
 
 TRACK = ["suite", "dataset", "model", "activation", "training"]  # training: '' or 'sf=N' (split factor)
 CELL = [*TRACK, "method_label", "metric"]
@@ -139,6 +139,12 @@ def cell_seed(base: int, key: Sequence[object]) -> np.random.SeedSequence:
     """A seed per cell from its key: a cell's CI does not change when other cells are added."""
     h = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).digest()
     return np.random.SeedSequence([base, int.from_bytes(h[:8], "little")])
+
+
+def training_label(recipe_json: str) -> str:
+    """'' for a model trained on the whole training set, 'sf=8' for one of eight disjoint parts."""
+    sf = json.loads(recipe_json).get("split_factor", 1)
+    return "" if sf == 1 else f"sf={sf}"
 
 
 def with_training(rows: pd.DataFrame) -> pd.DataFrame:

@@ -132,16 +132,7 @@ def load_rows(*roots: Path | str) -> pd.DataFrame:
             frames.append(frame)
     if not frames:
         raise ResultsError(f"no result rows in {', '.join(map(str, roots))}; run 'bench run SUITE' first")
-    rows = pd.concat(frames, ignore_index=True)
-    # Models trained on part of the data form their own tracks: derive the label from the recipe.
-    rows["training"] = rows["model_recipe"].map(training_label) if "model_recipe" in rows else ""
-    return rows
-
-
-def training_label(recipe_json: str) -> str:
-    """'' for a model trained on the whole training set, 'sf=8' for one of eight disjoint parts."""
-    sf = json.loads(recipe_json).get("split_factor", 1)
-    return "" if sf == 1 else f"sf={sf}"
+    return pd.concat(frames, ignore_index=True)
 
 
 def digest(rows: pd.DataFrame) -> str:

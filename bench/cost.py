@@ -83,14 +83,13 @@ class JobEstimate:
 def _probe(recipe, device: torch.device):
     """An untrained model of the recipe (same cost as the trained one) and a few inputs."""
     from bench.data import load_dataset
+    from bench.methods.base import prepare_model
     from bench.models.zoo import build_model
 
     data = load_dataset(recipe.dataset, **recipe.dataset_params)
     model = build_model(recipe.architecture, recipe.activation, data.in_chans, data.num_classes,
-                        data.image_size, **recipe.model_params).to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, data
+                        data.image_size, **recipe.model_params).to(device)
+    return prepare_model(model, device), data
 
 
 def estimate_jobs(jobs, device: torch.device, done: set[str]) -> list[JobEstimate]:

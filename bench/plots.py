@@ -160,7 +160,7 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
 
     from bench import registry
     from bench.data import load_dataset
-    from bench.methods import create_method
+    from bench.methods import create_method, prepare_model
     from bench.models.train import Recipe, cache_dir, get_model
     from bench.runner import scored_model
 
@@ -182,9 +182,7 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
         if jobs.empty:
             continue
         data = load_dataset(recipe.dataset, **recipe.dataset_params)
-        net = get_model(recipe, "cpu", progress=False).model.eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
+        net = prepare_model(get_model(recipe, "cpu", progress=False).model, torch.device("cpu"))
         x, y = data.x_test[:inputs], data.y_test[:inputs]
         x_range = (data.x_min, data.x_max)
         images = (x * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(1, -1, 1, 1)).clamp(0, 1)

@@ -21,7 +21,7 @@ from bench.cost import PassCounter
 from bench.data import load_dataset
 from bench.errors import MethodOutputError, SuiteError
 from bench.job import Job, canonical_json
-from bench.methods import create_method
+from bench.methods import create_method, prepare_model
 from bench.metrics import MetricContext, create_metric
 from bench.models.train import TrainedModel, get_model
 from bench.provenance import (
@@ -31,7 +31,7 @@ from bench.provenance import (
     package_versions,
     resolve_device,
 )
-from bench.results import ResultStore
+from bench.results import ResultStore, is_uri, join
 from bench.suite import Suite
 
 
@@ -66,7 +66,7 @@ def scored_model(model: nn.Module, output: str) -> nn.Module:
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
                  chunk_size: int | None = None, progress: bool = True, fast: bool = False):
-        self.results_root = Path(results_root)
+        self.results_root = results_root if is_uri(results_root) else Path(results_root)
         self.device = resolve_device(device)
         self.fast = fast
         # TF32 changes gradients at the 1e-3 level; exact float32 unless the user asks for speed.
@@ -83,10 +83,7 @@ class Runner:
 
     def scored(self, recipe, output: str) -> nn.Module:
         """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
-        model = scored_model(self.model_for(recipe).model.eval(), output)
-        for p in model.parameters():  # gradients w.r.t. inputs only
-            p.requires_grad_(False)
-        return model
+        return prepare_model(scored_model(self.model_for(recipe).model, output), self.device)
 
     def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame | None]:
         data = load_dataset(job.dataset, **job.recipe.dataset_params)
@@ -172,7 +169,7 @@ class Runner:
         }
 
     def store(self, suite: Suite) -> ResultStore:
-        return ResultStore(self.results_root / suite.name)
+        return ResultStore(join(self.results_root, suite.name))
 
     def select(self, suite: Suite, pattern: str | None) -> list[Job]:
         jobs = [j for j in suite.jobs if pattern is None or fnmatch.fnmatch(j.label, pattern)

@@ -17,6 +17,7 @@ distribution; the tests check equality on identical draws).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 import warnings
@@ -28,7 +29,7 @@ import torch
 
 from bench.data.base import normalise
 from bench.data.synthetic import MEAN, STD, generate_shapes
-from bench.methods import create_method
+from bench.methods import create_method, prepare_model
 from bench.metrics import MetricContext, create_metric
 from bench.models.zoo import cnn_small
 
@@ -98,6 +99,9 @@ def run(which: str, device: str, samples: int) -> list[dict]:
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    # GradBench's side runs the model as its runner does (prepare_model: the device's memory format);
+    # Captum and Quantus get the model as a user hands it to them. Same weights.
+    ours = prepare_model(copy.deepcopy(model), torch.device(device))
     x, y, _ = generate_shapes(samples, size, seed=0)
     x, y = normalise(x, MEAN, STD).to(device), y.to(device)
     lo, hi = torch.full((3,), -2.0, device=device), torch.full((3,), 2.0, device=device)
@@ -107,12 +111,12 @@ def run(which: str, device: str, samples: int) -> list[dict]:
     for method, params in METHODS.items():
         m = create_method(method, **params)
         gen = torch.Generator(device).manual_seed(0)
-        maps, t_ours = timed(device, m, model, x, y, x_range=(lo, hi), generator=gen)
+        maps, t_ours = timed(device, m, ours, x, y, x_range=(lo, hi), generator=gen)
         kw = {"method": method, "device": device, "sigma": sigma}
         a_q, t_theirs = timed(device, captum_explain, model, x_np, y_np, **kw)
         rows.append({"model": label, "method": method, "stage": "explain", "ours": np.nan, "theirs": np.nan,
                      "ours_s": t_ours, "theirs_s": t_theirs})
-        ctx = MetricContext(model, x, y, y, maps.detach(), m, (lo, hi), generator=gen)
+        ctx = MetricContext(ours, x, y, y, maps.detach(), m, (lo, hi), generator=gen)
         for name, p, cls, q_init in metrics(10):
             values, t_ours = timed(device, create_metric(name, **p), ctx)
             q = getattr(quantus, cls)(disable_warnings=True, **{"normalise_func_kwargs": PER_SAMPLE, **q_init})

@@ -7,13 +7,16 @@ best of the repeats of one call on the whole batch (on a shared machine the mini
 noisy estimate of the cost; GradBench and Captum calls alternate so that load drifts hit both);
 maps/s = batch / seconds. Captum's methods run
 with their defaults (IG and NoiseTunnel push all steps/samples through in one batch). NoiseGrad has
-no Captum counterpart and is timed for GradBench alone. ``--chunk-sizes`` times the batched
-methods (IG, SmoothGrad, NoiseGrad) at several chunk sizes, to choose ``DEFAULT_CHUNK_SIZE``.
+no Captum counterpart and is timed for GradBench alone. GradBench runs the model as its runner does
+(``prepare_model``: channels_last where ``CHANNELS_LAST`` says so), Captum gets it as a user hands it
+over. ``--chunk-sizes`` times the batched methods (IG, SmoothGrad, NoiseGrad) at several chunk sizes,
+in both memory formats, to choose ``DEFAULT_CHUNK_SIZE`` and ``CHANNELS_LAST`` for the device.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 from collections.abc import Callable
@@ -32,7 +35,7 @@ from captum.attr import (  # noqa: E402
     Saliency,
 )
 
-from bench.methods import create_method  # noqa: E402
+from bench.methods import create_method, prepare_model  # noqa: E402
 from bench.methods.base import default_chunk_size  # noqa: E402
 from bench.models.zoo import cnn_small  # noqa: E402
 
@@ -113,11 +116,13 @@ def main() -> None:
     for label, model, layer, side in setups:
         for p in model.parameters():
             p.requires_grad_(False)
+        ours_model = prepare_model(copy.deepcopy(model), dev)
+        layouts = {"nchw": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
         g = torch.Generator(device=dev).manual_seed(0)
         x = torch.randn(args.batch, 3, side, side, generator=g, device=dev)
         y = torch.randint(0, 10, (args.batch,), generator=g, device=dev)
         for name, (method, params), captum in cases(model, layer, steps, samples):
-            ours, theirs = best_seconds([bench_call(create_method(method, **params), model, x, y, x_range),
+            ours, theirs = best_seconds([bench_call(create_method(method, **params), ours_model, x, y, x_range),
                                          (lambda c=captum, x=x, y=y: c(x, y)) if captum else None], repeats, dev)
             cap = f"{args.batch / theirs:.1f}" if theirs else "—"
             ratio = f"{theirs / ours:.2f}×" if theirs else "—"
@@ -126,10 +131,12 @@ def main() -> None:
             for method, params in (("integrated_gradients", {"steps": 4 * steps}), ("smoothgrad", {"n": 4 * samples}),
                                    ("noisegrad", {"n": 4 * samples})):
                 m = create_method(method, **params)
-                times = best_seconds([bench_call(m, model, x, y, x_range, c) for c in args.chunk_sizes], repeats, dev)
-                cells = ", ".join(f"chunk {c}: {args.batch / t:.2f}"
-                                  for c, t in zip(args.chunk_sizes, times, strict=True))
-                print(f"| {label} | {method} {params} maps/s by chunk size | {cells} | | |", flush=True)
+                grid = [(name, c) for name in layouts for c in args.chunk_sizes]
+                times = best_seconds([bench_call(m, layouts[name], x, y, x_range, c) for name, c in grid], repeats,
+                                     dev)
+                cells = ", ".join(f"{name} chunk {c}: {args.batch / t:.2f}" for (name, c), t in zip(grid, times,
+                                                                                                   strict=True))
+                print(f"| {label} | {method} {params} maps/s by layout and chunk size | {cells} | | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call
 
 from bench.errors import MethodOutputError
-from bench.methods import create_method
+from bench.methods import create_method, prepare_model
 from bench.methods.cam import auto_layer, trace_calls
 from bench.methods.noise import classifier_name, perturbed_parameters
 from bench.methods.smoothing import adaptgrad_sigma, smoothgrad_sigma
@@ -202,6 +202,26 @@ def test_independent_of_chunk_size(name, params, ref_params, tiny_cnn, shapes_ba
     maps = [run(name, tiny_cnn, x, y, x_range, chunk_size=c, **params) for c in (3, 8, 1000)]
     for m in maps[1:]:
         torch.testing.assert_close(m, maps[0], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["grad", "integrated_gradients", "smoothgrad", "noisegrad", "gradcam",
+                                  "guided_backprop"])
+def test_prepared_model_gives_the_maps_of_the_model_as_given(name, tiny_cnn, shapes_batch, x_range):
+    """prepare_model changes the memory format only (channels_last on CPU): the same maps, contiguous."""
+    import copy
+
+    x, y = shapes_batch[0][:4], shapes_batch[1][:4]
+    prepared = prepare_model(copy.deepcopy(tiny_cnn), torch.device("cpu"))
+    assert prepared[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(p.requires_grad for p in prepared.parameters()) and not prepared.training
+    got, ref = run(name, prepared, x, y, x_range), run(name, tiny_cnn, x, y, x_range)
+    assert got.is_contiguous()
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_prepare_model_leaves_a_net_without_convolutions_as_it_is():
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    assert prepare_model(mlp, torch.device("cpu"))[1].weight.is_contiguous()
 
 
 @pytest.mark.parametrize("base", [{"base": "grad_x_input"},

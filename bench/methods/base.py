@@ -18,11 +18,26 @@ from torch import Tensor, nn
 
 from bench.registry import checked_factory, methods
 
-DEFAULT_CHUNK_SIZE = {"cpu": 256, "cuda": 4096}  # rows per forward/backward; see benchmarks/
+# Per-device execution defaults, chosen by measurement (benchmarks/chunk_size.py): rows per
+# forward/backward pass, and whether models with 2-D convolutions run channels_last (oneDNN's NHWC
+# kernels: about 2x the forwards and 1.6x the forward+backward passes of NCHW on a 2-core CPU, where
+# moderate chunks also beat large ones; CUDA is unmeasured here, so it keeps NCHW).
+DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 4096}
+CHANNELS_LAST = {"cpu": True}
 
 
 def default_chunk_size(device: torch.device) -> int:
     return DEFAULT_CHUNK_SIZE.get(device.type, 256)
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Eval mode, no parameter gradients (maps need ∇ₓ only), and the device's memory format, in place."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if CHANNELS_LAST.get(device.type, False) and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)  # a layout change only: same values
+    return model
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.methods.base import default_chunk_size
 from bench.registry import checked_factory, metrics
 
 DIRECTIONS = ("higher", "lower")
@@ -35,11 +36,15 @@ class MetricContext:
     x_range: tuple[Tensor, Tensor]
     masks: Tensor | None = None
     generator: torch.Generator | None = None
-    chunk_size: int | None = None
+    chunk_size: int | None = None  # rows per forward; None: the device's default
     recipe: Any = None  # the job's bench.models.train.Recipe
     load_model: Callable[[Any], nn.Module] | None = None  # Recipe → scored eval model on device
     cache: dict[str, Any] = field(default_factory=dict)
     side: dict[str, Any] = field(default_factory=dict)  # extra tables a metric emits (spectra)
+
+    def __post_init__(self) -> None:
+        if self.chunk_size is None:
+            self.chunk_size = default_chunk_size(self.x.device)
 
     def model_for(self, **changes: Any) -> nn.Module:
         """The model of the job's recipe with some fields changed (another seed, split, …),

@@ -62,7 +62,7 @@ def pixel_flipping(ctx: MetricContext, features_in_step: int = 1, perturb_baseli
     """Quantus ``PixelFlipping(return_auc_per_sample=True)``: trapezoid AUC (dx = 1, so it grows with
     the number of steps ⌈F/features_in_step⌉) of the score curve."""
     curve = pixel_flipping_curve(ctx.model, ctx.x, ctx.target, ctx.maps, features_in_step, perturb_baseline,
-                                 softmax, abs, ctx.chunk_size or 256)
+                                 softmax, abs, ctx.chunk_size)
     return trapezoid(curve)
 
 
@@ -118,4 +118,4 @@ def faithfulness_correlation(ctx: MetricContext, nr_runs: int = 100, subset_size
         raise ValueError(f"faithfulness_correlation: subset_size {subset_size} > {n_features} features per input")
     subsets = random_subsets(nr_runs, len(ctx.x), n_features, subset_size, ctx.generator, ctx.x.device)
     return faithfulness_correlation_of(ctx.model, ctx.x, ctx.target, ctx.maps, subsets, perturb_baseline, softmax,
-                                       abs, ctx.chunk_size or 256)
+                                       abs, ctx.chunk_size)

@@ -152,7 +152,7 @@ def information_level(ctx: MetricContext, thresholds: tuple[float, ...] = THRESH
         for m in range(n_masks):
             masks[i, m, torch.randperm(h * w, generator=ctx.generator, device=ctx.x.device)[:k].cpu().numpy()] = True
     aucs = information_level_of(ctx.model, ctx.x, ctx.maps, ctx.x_range, masks.reshape(b, n_masks, h, w),
-                                tuple(thresholds), min_pred_value, keep_monotonous, ctx.chunk_size or 256)
+                                tuple(thresholds), min_pred_value, keep_monotonous, ctx.chunk_size)
     values = []
     for per_mask in aucs:
         valid = [a for a in per_mask if a is not None]

@@ -132,7 +132,7 @@ def max_sensitivity(ctx: MetricContext, nr_samples: int = 200, lower_bound: floa
     """Quantus ``MaxSensitivity`` (defaults: 200 draws of U(−0.2, 0.2) noise on every feature, Frobenius
     norms, no normalisation). Noise comes from the job's generator; on the same noise the two agree."""
     b = len(ctx.x)
-    per_call = max(1, min(nr_samples, (ctx.chunk_size or 256) // b))
+    per_call = max(1, min(nr_samples, ctx.chunk_size // b))
 
     def batches():
         for s in range(0, nr_samples, per_call):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,12 +182,6 @@ def check_claims(claims: list[dict[str, Any]]) -> None:
         if missing:
             raise SuiteError(f"claims[{i}] ('{c['id']}'): a {kind} claim needs {', '.join(missing)}")
 
-
-def load_samples(root: Path) -> pd.DataFrame:
-    folder = root / "_samples"
-    if not folder.is_dir():
-        raise SuiteError(f"no per-sample values in {folder}; run the suite first")
-    return pd.read_parquet(folder)
 
 
 def format_verdicts(verdicts: list[Verdict]) -> str:

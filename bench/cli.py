@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import GradBenchError
+from bench.errors import GradBenchError, SuiteError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -36,6 +36,7 @@ def _set_data_root(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.results import join
     from bench.runner import Runner
     from bench.suite import load_suite
 
@@ -60,10 +61,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"estimated explain time of the jobs to run: {total:.1f} s on {runner.device} "
                   "(calibrated input-gradient rate; training and metrics not included)")
         print(f"{suite.name}: {report.total} jobs, {report.skipped} already done, {todo} to run "
-              f"(results in {Path(args.results) / suite.name})")
+              f"(results in {join(args.results, suite.name)})")
         return 0
     print(f"{suite.name}: {len(report.done)} ran, {report.skipped} already done, "
-          f"{len(report.failed)} failed (results in {Path(args.results) / suite.name})")
+          f"{len(report.failed)} failed (results in {join(args.results, suite.name)})")
     for label, err in report.failed:
         print(f"  FAILED {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -72,11 +73,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.cost import pass_report
     from bench.provenance import resolve_device
-    from bench.results import load_rows
+    from bench.results import join, load_rows
 
     if args.claims:
         return _report_claims(args)
-    rows = load_rows(Path(args.results) / args.suite)
+    rows = load_rows(join(args.results, args.suite))
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
     for r in pass_report(rows, resolve_device(args.device)):
         track = f"{r['dataset']}/{r['model']}[{r['activation']}]"
@@ -88,16 +89,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_claims(args: argparse.Namespace) -> int:
-    from bench.claims import evaluate, format_verdicts, load_samples
-    from bench.results import load_rows
+    from bench.claims import evaluate, format_verdicts
+    from bench.results import join, load_rows, load_samples
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
     if not suite.claims:
         print(f"suite '{suite.name}' declares no [[claims]]")
         return 0
-    root = Path(args.results) / suite.name
+    root = join(args.results, suite.name)
     rows, samples = load_rows(root), load_samples(root)
+    if samples.empty:
+        raise SuiteError(f"no per-sample values in {root}; run 'bench run {suite.name}' first")
     print(format_verdicts([evaluate(c, rows, samples) for c in suite.claims]))
     return 0
 

@@ -26,12 +26,11 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from bench import registry
 from bench.errors import ResultsError
 from bench.metrics.base import CATEGORIES
-from bench.results import digest, load_rows
+from bench.results import digest, is_uri, load_rows, load_samples, write_file
 
 TRACK = ["suite", "dataset", "model", "activation", "training"]  # training: '' or 'sf=N' (split factor)
 CELL = [*TRACK, "method_label", "metric"]
@@ -79,14 +78,6 @@ def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
         raise ResultsError(f"no results for suite(s) {', '.join(suites)} under {results}; "
                            f"run 'bench run {suites[0] if suites else 'default'}' first")
     return roots
-
-
-def load_samples(*roots: Path | str) -> pd.DataFrame:
-    frames = [pq.read_table(f).to_pandas() for root in map(Path, roots)
-              for f in sorted((root / "_samples").glob("*.parquet"))]
-    if not frames:
-        return pd.DataFrame({"job_id": [], "metric": [], "sample": [], "value": []})
-    return pd.concat(frames, ignore_index=True)
 
 
 def load_submissions(results: Path | str) -> dict[str, dict]:
@@ -535,8 +526,9 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str = "l
     """Load rows (submissions included), draw the plots, render and atomically write the board.
 
     Returns the board path, the rows it shows and notes on skipped plots."""
-    from bench.results import _atomic_write_bytes
-
+    if is_uri(results):
+        raise ResultsError(f"bench leaderboard renders from a local results folder, not {results}: copy it "
+                           f"down first (e.g. 'aws s3 sync {results} results') and pass --results results")
     out = Path(out)
     roots = result_roots(results, suites)
     rows, samples = load_rows(*roots), load_samples(*roots)
@@ -551,7 +543,7 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str = "l
                   config=load_board_config(), sanity=sanity if sanity is not None else suite_sanity(suites),
                   plots=links, globs=board_globs(results, suites, out.resolve().parent),
                   method_citations=citations)
-    _atomic_write_bytes(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_file(out, text.encode("utf-8"))
     return out, rows, notes
 
 

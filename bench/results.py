@@ -1,5 +1,8 @@
 """Results on disk: one Parquet file per job, written atomically, readable as one table.
 
+A results location is a local folder or any URI pyarrow or fsspec opens (``s3://bucket/results``,
+``gs://…``, ``memory://…``): Ray workers on many machines write to one shared location.
+
 Layout of ``results/<suite>/``:
     <job_id>.parquet            summary rows (one per metric): ``pd.read_parquet("results/<suite>")``
     _samples/<job_id>.parquet   per-sample values
@@ -10,15 +13,18 @@ Folders start with ``_`` so that pyarrow's dataset discovery (pandas, DuckDB glo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from bench.errors import ResultsError
@@ -46,93 +52,169 @@ SPECTRUM_SCHEMA = pa.schema([("job_id", pa.string()), ("bin", pa.int64()),
                              ("frequency", pa.float64()), ("power", pa.float64())])
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")  # '.': ignored by readers
-    os.close(fd)
+def is_uri(root: str | os.PathLike) -> bool:
+    return "://" in os.fspath(root)
+
+
+def join(root: str | os.PathLike, *parts: str) -> str | Path:
+    """``root/part/…`` for a local folder (a Path) or a URI (a string: Path would fold ``s3://``)."""
+    if is_uri(root):
+        return "/".join([os.fspath(root).rstrip("/"), *parts])
+    return Path(root).joinpath(*parts)
+
+
+def filesystem(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and path of a results location: a local path, or a URI that pyarrow (file, s3,
+    gs, hdfs, abfs) or fsspec (memory, gcs, az, sftp, … with their packages) opens."""
+    text = os.fspath(root)
+    if not is_uri(text):
+        return pafs.LocalFileSystem(), Path(text).absolute().as_posix()
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        return pafs.FileSystem.from_uri(text)
+    except pa.ArrowInvalid as e:
+        if "Unrecognized filesystem type" not in str(e):
+            raise ResultsError(f"cannot open results location {text}: {e}") from None
+    except Exception as e:  # credentials, bucket region, missing filesystem support
+        raise ResultsError(f"cannot open results location {text}: {e}") from None
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(text)
+    except (ImportError, ValueError) as e:
+        raise ResultsError(f"cannot open results location {text}: {e}; give a local path or a URI that "
+                           f"pyarrow or fsspec opens (s3://, gs://, memory://, …)") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path.rstrip("/")
+
+
+def _files(fs: pafs.FileSystem, folder: str, suffix: str, recursive: bool = False) -> list[str]:
+    """Paths of the files under ``folder`` ending in ``suffix`` (not hidden temporaries), sorted."""
+    infos = fs.get_file_info(pafs.FileSelector(folder, recursive=recursive, allow_not_found=True))
+    return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
+                  and not i.base_name.startswith("."))
+
+
+def atomic_write(fs: pafs.FileSystem, path: str, write: Callable[[pa.NativeFile], object]) -> None:
+    """Write to a hidden temporary beside ``path``, then move it into place: readers see the whole file
+    or none (a rename on a local disk; on an object store the final object appears in one put)."""
+    parent = path.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    tmp = f"{parent}/.{uuid.uuid4().hex}.tmp"  # '.': ignored by readers and dataset discovery
+    try:
+        with fs.open_output_stream(tmp) as out:
+            write(out)
+        fs.move(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(Exception):
+            fs.delete_file(tmp)
         raise
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    _atomic_write_bytes(path, lambda tmp: pq.write_table(table, tmp))
+def write_file(target: str | os.PathLike, data: bytes) -> None:
+    """Atomically write ``data`` to a local path or URI."""
+    fs, path = filesystem(target)
+    atomic_write(fs, path, lambda out: out.write(data))
 
 
 class ResultStore:
-    """The results folder of one suite."""
+    """The results folder of one suite, on a local disk or any pyarrow/fsspec filesystem."""
 
     def __init__(self, root: Path | str):
-        self.root = Path(root)
+        self.root = os.fspath(root) if is_uri(root) else Path(root)  # as given, for messages
+        self.fs, self.base = filesystem(root)
 
-    def rows_path(self, job: Job | str) -> Path:
-        return self.root / f"{getattr(job, 'id', job)}.parquet"
+    def path(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
+
+    def rows_path(self, job: Job | str) -> str:
+        return self.path(f"{getattr(job, 'id', job)}.parquet")
 
     def has(self, job: Job) -> bool:
         path = self.rows_path(job)
-        if not path.exists():
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
             return False
         try:
-            pq.read_metadata(path)
+            pq.read_metadata(path, filesystem=self.fs)
             return True
         except Exception:  # truncated or corrupt: move aside and rerun the job
-            aside = self.root / "_corrupt" / path.name
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, aside)
+            self.fs.create_dir(self.path("_corrupt"), recursive=True)
+            self.fs.move(path, self.path("_corrupt", path.rsplit("/", 1)[1]))
             return False
 
     def write(self, job: Job, rows: list[dict[str, Any]], samples: pd.DataFrame | None = None,
               spectrum: pd.DataFrame | None = None) -> None:
         # Side tables first: the rows file is the commit point that marks the job done.
         if samples is not None:
-            write_table(pa.Table.from_pandas(samples, schema=SAMPLE_SCHEMA, preserve_index=False),
-                        self.root / "_samples" / f"{job.id}.parquet")
+            self._write_table(pa.Table.from_pandas(samples, schema=SAMPLE_SCHEMA, preserve_index=False),
+                              self.path("_samples", f"{job.id}.parquet"))
         if spectrum is not None:
-            write_table(pa.Table.from_pandas(spectrum, schema=SPECTRUM_SCHEMA, preserve_index=False),
-                        self.root / "_spectra" / f"{job.id}.parquet")
-        write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), self.rows_path(job))
-        (self.root / "_failures" / f"{job.id}.json").unlink(missing_ok=True)
+            self._write_table(pa.Table.from_pandas(spectrum, schema=SPECTRUM_SCHEMA, preserve_index=False),
+                              self.path("_spectra", f"{job.id}.parquet"))
+        self._write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), self.rows_path(job))
+        failure = self.path("_failures", f"{job.id}.json")
+        if self.fs.get_file_info(failure).type == pafs.FileType.File:
+            self.fs.delete_file(failure)
+
+    def _write_table(self, table: pa.Table, path: str) -> None:
+        atomic_write(self.fs, path, lambda out: pq.write_table(table, out))
 
     def write_failure(self, job: Job, error: BaseException) -> None:
         record = {"job_id": job.id, "label": job.label, "error_type": type(error).__name__,
                   "message": str(error), "schema_version": SCHEMA_VERSION}
-        path = self.root / "_failures" / f"{job.id}.json"
-        _atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+        text = json.dumps(record, indent=2).encode()
+        atomic_write(self.fs, self.path("_failures", f"{job.id}.json"), lambda out: out.write(text))
 
     def remove_stale_temporaries(self) -> int:
         """Delete temporary files a killed writer left behind (call before any writer starts)."""
-        stale = list(self.root.glob("**/.*.tmp")) if self.root.exists() else []
-        for p in stale:
-            p.unlink(missing_ok=True)
+        infos = self.fs.get_file_info(pafs.FileSelector(self.base, recursive=True, allow_not_found=True))
+        stale = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith(".")
+                 and i.base_name.endswith(".tmp")]
+        for path in stale:
+            self.fs.delete_file(path)
         return len(stale)
 
     def failures(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted((self.root / "_failures").glob("*.json"))]
+        out = []
+        for path in _files(self.fs, self.path("_failures"), ".json"):
+            with self.fs.open_input_stream(path) as f:
+                out.append(json.loads(f.read()))
+        return out
 
 
 def load_rows(*roots: Path | str) -> pd.DataFrame:
-    """All summary rows under the given suite folders, checked for the required columns."""
+    """All summary rows under the given suite folders (local paths or URIs), checked for the required columns."""
     frames = []
-    for root in map(Path, roots):
-        files = sorted(root.glob("*.parquet"))
-        if not root.is_dir():
-            raise ResultsError(f"no results folder {root}; run 'bench run {root.name}' first")
-        for f in files:
+    for root in roots:
+        fs, base = filesystem(root)
+        if fs.get_file_info(base).type != pafs.FileType.Directory:
+            raise ResultsError(f"no results folder {root}; run 'bench run {_name(root)}' first")
+        for f in _files(fs, base, ".parquet"):
             try:
-                frame = pq.read_table(f).to_pandas()
+                frame = pq.read_table(f, filesystem=fs).to_pandas()
             except Exception as e:
                 raise ResultsError(f"{f} is not readable Parquet ({e}); delete it and rerun its suite") from None
             missing = [c for c in REQUIRED if c not in frame.columns]
             if missing:
                 raise ResultsError(f"{f} lacks column(s) {', '.join(missing)}; it was written by another "
-                                   f"schema: delete it and rerun 'bench run {root.name}'")
+                                   f"schema: delete it and rerun 'bench run {_name(root)}'")
             frames.append(frame)
     if not frames:
         raise ResultsError(f"no result rows in {', '.join(map(str, roots))}; run 'bench run SUITE' first")
     return pd.concat(frames, ignore_index=True)
+
+
+def load_samples(*roots: Path | str) -> pd.DataFrame:
+    """The per-sample values of the given suite folders (an empty frame if there are none)."""
+    frames = []
+    for root in roots:
+        fs, base = filesystem(root)
+        frames += [pq.read_table(f, filesystem=fs).to_pandas() for f in _files(fs, f"{base}/_samples", ".parquet")]
+    if not frames:
+        return SAMPLE_SCHEMA.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _name(root: Path | str) -> str:
+    return os.fspath(root).rstrip("/").rsplit("/", 1)[-1]
 
 
 def digest(rows: pd.DataFrame) -> str:

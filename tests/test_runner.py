@@ -1,5 +1,7 @@
 """End to end: suite → runner → Parquet → leaderboard, reruns, failures, corrupt files."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -68,7 +70,7 @@ def test_rerun_executes_no_job_and_deleting_a_file_reruns_exactly_that_job(done_
     assert again.done == [] and again.skipped == len(suite.jobs)
     victim = suite.jobs[1]
     before = pd.read_parquet(ResultStore(root).rows_path(victim))
-    ResultStore(root).rows_path(victim).unlink()
+    Path(ResultStore(root).rows_path(victim)).unlink()
     third = runner.run(suite)
     assert third.done == [victim.id]
     after = pd.read_parquet(ResultStore(root).rows_path(victim))
@@ -77,7 +79,7 @@ def test_rerun_executes_no_job_and_deleting_a_file_reruns_exactly_that_job(done_
 
 def test_corrupt_result_file_is_moved_aside_and_rerun(done_run):
     suite, runner, _, root = done_run
-    path = ResultStore(root).rows_path(suite.jobs[0])
+    path = Path(ResultStore(root).rows_path(suite.jobs[0]))
     path.write_bytes(b"PAR1 truncated")
     report = runner.run(suite)
     assert report.done == [suite.jobs[0].id]

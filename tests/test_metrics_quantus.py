@@ -129,6 +129,19 @@ def test_max_sensitivity_metric_runs(ctx):
     assert v.shape == (len(ctx.x),) and (v > 0).all()
 
 
+@pytest.mark.parametrize("method", [create_method("grad"), create_method("smoothgrad", n=3)], ids=["grad", "sg"])
+def test_max_sensitivity_does_not_depend_on_the_chunk_size(ctx, method):
+    """The chunk size is not part of a job's configuration, so it must not change a number: a
+    stochastic method's draws interleave with the perturbations in the same order for every chunk."""
+    values = []
+    for chunk in (8, 24, 1000):
+        c = MetricContext(ctx.model, ctx.x, ctx.y, ctx.target, ctx.maps, method, ctx.x_range,
+                          generator=torch.Generator().manual_seed(0), chunk_size=chunk)
+        values.append(create_metric("max_sensitivity", nr_samples=5)(c))
+    for v in values[1:]:
+        torch.testing.assert_close(v, values[0], rtol=1e-5, atol=1e-7)
+
+
 # -- randomisation ----------------------------------------------------------------------------
 
 def test_off_class_targets_are_quantus_draws(ctx):

@@ -130,9 +130,13 @@ def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor
                  description="Largest relative change of the map under uniform input noise of radius lower_bound")
 def max_sensitivity(ctx: MetricContext, nr_samples: int = 200, lower_bound: float = 0.2) -> Tensor:
     """Quantus ``MaxSensitivity`` (defaults: 200 draws of U(−0.2, 0.2) noise on every feature, Frobenius
-    norms, no normalisation). Noise comes from the job's generator; on the same noise the two agree."""
+    norms, no normalisation). Noise comes from the job's generator; on the same noise the two agree.
+
+    A method that draws from the generator too (SmoothGrad, …) is called once per perturbation, so the
+    draws come in Quantus' loop order (perturbation, then its explanation) whatever the chunk size; the
+    method still batches its own samples. A deterministic method gets several perturbations per call."""
     b = len(ctx.x)
-    per_call = max(1, min(nr_samples, ctx.chunk_size // b))
+    per_call = 1 if getattr(ctx.method, "stochastic", True) else max(1, min(nr_samples, ctx.chunk_size // b))
 
     def batches():
         for s in range(0, nr_samples, per_call):

@@ -157,3 +157,21 @@ def test_missing_column_is_one_clear_error(done_run, capsys):
     pd.read_parquet(path).drop(columns=["metric"]).to_parquet(path)
     assert main(["leaderboard", "tiny", "--results", str(root.parent), "--out", str(root / "x.md")]) == 2
     assert "lacks column(s) metric" in capsys.readouterr().err
+
+
+def test_numbers_do_not_depend_on_the_chunk_size(tmp_path, tiny_suite):
+    """--chunk-size is not part of a job's id, so it may change speed and memory, never a number."""
+    path = Path(tiny_suite(methods=("grad", "smoothgrad", "integrated_gradients")))
+    metrics = ('["ef", "random_logit", { name = "max_sensitivity", params = { nr_samples = 4 } }, '
+               '{ name = "faithfulness_correlation", params = { nr_runs = 10 } }, '
+               '{ name = "pixel_flipping", params = { features_in_step = 256 } }]')
+    text = path.read_text()
+    path.write_text(text.replace(text.split("metrics = ", 1)[1].split("\n", 1)[0], metrics))
+    suite = load_suite(str(path))
+    frames = []
+    for chunk in (5, 1000):
+        root = tmp_path / f"chunk{chunk}"
+        assert Runner(root, device="cpu", chunk_size=chunk, progress=False).run(suite).failed == []
+        frames.append(load_rows(root / "tiny").sort_values(["job_id", "metric"]).reset_index(drop=True))
+    assert len(frames[0]) == 3 * 5
+    pd.testing.assert_series_equal(frames[0]["value"], frames[1]["value"], rtol=1e-5)

@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", default="local", choices=["local", "ray"], help="where jobs run (default local)")
     r.add_argument("--address", default=None, help="with --executor ray: cluster address (default: start locally)")
     r.add_argument("--num-gpus", type=float, default=None,
-                   help="with --executor ray: GPUs per job (default 1 when CUDA is present, else 0)")
+                   help="with --executor ray: GPUs per job (default: the suite's num_gpus, else 1 when CUDA "
+                        "is present, else 0)")
     r.add_argument("--fast", action="store_true", help="allow TF32 on CUDA (recorded in the rows)")
     r.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
     r.set_defaults(func=_cmd_run)

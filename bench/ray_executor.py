@@ -28,6 +28,14 @@ def _job_task(job: Job, results_root: str, store_root: str, device: str, chunk_s
     return runner.run_job(job, ResultStore(store_root))
 
 
+def task_resources(num_gpus: float | None, device: torch.device, cuda: bool) -> tuple[float, str]:
+    """GPUs a job's task asks for (``--num-gpus``, else the suite's ``num_gpus``, else 1 where CUDA is
+    present) and the device its worker runs on: "auto" picks the GPU Ray assigned it (through
+    CUDA_VISIBLE_DEVICES) when the task asked for one, else the CPU."""
+    gpus = num_gpus if num_gpus is not None else (1.0 if cuda else 0.0)
+    return gpus, "auto" if device.type == "cuda" or gpus else "cpu"
+
+
 def run_on_ray(runner, jobs: list[Job], store: ResultStore, address: str | None,
                num_gpus: float | None) -> Iterator[tuple[Job, str | None]]:
     try:
@@ -40,9 +48,7 @@ def run_on_ray(runner, jobs: list[Job], store: ResultStore, address: str | None,
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
         ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **kwargs)
-    gpus = num_gpus if num_gpus is not None else (1 if torch.cuda.is_available() else 0)
-    # Inside a worker, "auto" picks the GPU Ray assigned it (CUDA_VISIBLE_DEVICES), or the CPU.
-    device = "auto" if runner.device.type == "cuda" or gpus else "cpu"
+    gpus, device = task_resources(num_gpus, runner.device, torch.cuda.is_available())
     task = ray.remote(num_gpus=gpus, num_cpus=1)(_job_task)
     refs = [task.remote(job, str(runner.results_root), str(store.root), device, runner.chunk_size, runner.fast)
             for job in jobs]

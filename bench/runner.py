@@ -191,7 +191,7 @@ class Runner:
         if executor == "ray":
             from bench.ray_executor import run_on_ray
 
-            outcomes = run_on_ray(self, todo, store, address, num_gpus)
+            outcomes = run_on_ray(self, todo, store, address, num_gpus if num_gpus is not None else suite.num_gpus)
         elif executor == "local":
             outcomes = (self.run_job(job, store) for job in
                         tqdm(todo, desc=suite.name, unit="job", disable=not self.progress))

@@ -25,7 +25,7 @@ from bench.models.zoo import architecture_entry
 
 SUITES_DIR = registry.REGISTRY_DIR / "suites"
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
-            "target", "output", "citation", "claims", "sanity"}
+            "target", "output", "citation", "claims", "sanity", "num_gpus"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
               "augment", "cap_check_steps", "cap_required"}
@@ -42,6 +42,8 @@ class Suite:
     # whose mean ``consistency`` exceeds it (a map that survives weight randomisation explains little).
     sanity: dict[str, float] = field(default_factory=dict)
     claims: tuple[dict[str, Any], ...] = ()  # paper claims judged by `bench report --claims`
+    # GPUs each job's Ray task asks for (a fraction shares a GPU); None: 1 where CUDA is present.
+    num_gpus: float | None = None
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
@@ -188,8 +190,11 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
                                 output, label))
     claims = spec.get("claims", [])
     check_claims(claims)
+    num_gpus = spec.get("num_gpus")
+    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int | float) or num_gpus < 0):
+        raise SuiteError(f"num_gpus must be a number ≥ 0 (GPUs per job's Ray task), got {num_gpus!r}")
     return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), _sanity(spec.get("sanity", {})),
-                 tuple(claims))
+                 tuple(claims), None if num_gpus is None else float(num_gpus))
 
 
 def _sanity(table: Any) -> dict[str, float]:

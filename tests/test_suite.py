@@ -54,6 +54,13 @@ def test_malformed_suites_fail_with_one_clear_line(tmp_path, text, match):
     assert match in str(e.value) and "\n" not in str(e.value)
 
 
+def test_num_gpus_is_the_suites_ray_resource_request(tmp_path):
+    assert load_suite(write(tmp_path, BASE + '[[methods]]\nname = "grad"\n')).num_gpus is None
+    assert load_suite(write(tmp_path, "num_gpus = 0.5\n" + BASE + '[[methods]]\nname = "grad"\n')).num_gpus == 0.5
+    with pytest.raises(SuiteError, match="num_gpus must be a number ≥ 0"):
+        load_suite(write(tmp_path, 'num_gpus = "one"\n' + BASE + '[[methods]]\nname = "grad"\n'))
+
+
 def test_unknown_top_level_key(tmp_path):
     with pytest.raises(SuiteError, match="unknown top-level key.*bogus"):
         load_suite(write(tmp_path, "bogus = 1\n" + BASE + '[[methods]]\nname = "grad"\n'))

@@ -76,20 +76,33 @@ def test_tail_slope_of_a_power_law_is_its_exponent():
     f = torch.linspace(0, 1, k, dtype=torch.float64)
     p = torch.cat([torch.ones(1, dtype=torch.float64), f[1:] ** -2.5])[None]
     assert tail_slope(p / p.sum()).item() == pytest.approx(-2.5, abs=1e-12)
+    p[0, 16:] = 0  # bins beyond the full annuli do not enter the fit
+    assert tail_slope(p / p.sum(), full_bins=16).item() == pytest.approx(-2.5, abs=1e-12)
 
 
-def test_tail_slope_matches_numpy_polyfit():
+def test_tail_slope_matches_numpy_polyfit_over_the_full_annuli():
     g = torch.Generator().manual_seed(1)
     p = radial_spectrum(torch.randn(3, 3, 32, 32, generator=g))
-    k = p.shape[1]
-    bins = np.arange(k // 2, k)
-    for row, slope in zip(p.numpy(), tail_slope(p).numpy(), strict=True):
-        ref = np.polyfit(np.log(bins / (k - 1)), np.log(row[k // 2 :]), 1)[0]
+    assert p.shape[1] == 23  # ⌊√(16² + 16²)⌋ + 1 bins; the full annuli are 0 … 15
+    bins = np.arange(8, 16)
+    for row, slope in zip(p.numpy(), tail_slope(p, 16).numpy(), strict=True):
+        ref = np.polyfit(np.log(bins), np.log(row[8:16]), 1)[0]
         assert slope == pytest.approx(ref, rel=1e-9)
 
 
-def test_tail_slope_of_constant_map_is_finite():
-    assert torch.isfinite(tail_slope(radial_spectrum(torch.ones(1, 1, 32, 32)))).all()
+def test_tail_slope_of_constant_map_is_excluded():
+    assert torch.isnan(tail_slope(radial_spectrum(torch.ones(1, 1, 32, 32)), 16)).all()
+
+
+def test_tail_slope_fits_only_full_annuli():
+    """The corner bins (r ≥ 16 on a 32×32 map) hold few frequencies and can hold no power although the
+    map has high frequencies: a raster ramp's power lies on the axes, so bins 17 … 22 are empty. Over
+    every bin the slope is undefined (NaN, excluded); over the full annuli it is finite."""
+    ramp = torch.arange(1024, dtype=torch.float64).reshape(1, 1, 32, 32)
+    p = radial_spectrum(ramp)
+    assert (p[0, 17:] < 1e-25).all() and (p[0, 1:16] > 1e-6).all()
+    assert torch.isnan(tail_slope(p)).all()
+    assert -5 < tail_slope(p, 16).item() < 0
 
 
 # -- inherent noise (SPEC.md "inherent_noise" checks, the AdaptGrad paper's Figure 3 setting) --------

@@ -67,32 +67,37 @@ def delta_ef(ctx: MetricContext) -> Tensor:
     return (expected_frequency(ctx.maps) - expected_frequency(ctx.reference_maps("grad"))).abs()
 
 
-def tail_slope(p: Tensor) -> Tensor:
-    """Least-squares slope of log pₖ against log fₖ over the upper half of the radial bins.
+def tail_slope(p: Tensor, full_bins: int | None = None) -> Tensor:
+    """Least-squares slope of log pₖ against log k over the upper half of the full radial bins.
 
-    Bins k = ⌊K/2⌋ … K−1 (never the zero-frequency bin k = 0 for K ≥ 2), fₖ = k / (K−1) as in EF
-    (the slope does not depend on the frequency unit). pₖ is floored at the smallest positive
-    float64 so that an empty bin (a constant map has power only at DC) gives a finite slope.
+    The fit takes bins k = ⌊R/2⌋ … R−1 with R = ``full_bins``: the annuli that lie wholly inside the
+    map's frequency square (R = min(H, W) // 2; default: every bin). The corner bins beyond hold a few
+    frequencies each, whose power can be exactly 0 for a rank image (an alternating sum of integer
+    ranks), which made the slope swing with float rounding; full annuli of a 32×32 map hold ≥ 50. The
+    slope does not depend on the frequency unit. A sample with no power in a fitted bin (a constant
+    map) has no slope: NaN, which the metric declares as an exclusion.
     """
-    k = p.shape[1]
-    if k < 4:
-        raise ValueError(f"spectrum_tail_slope needs at least 4 radial bins (maps of 6×6 or more), got {k}")
-    bins = torch.arange(k // 2, k, dtype=p.dtype, device=p.device)
-    lf = torch.log(bins / (k - 1))
-    lp = torch.log(p[:, k // 2 :].clamp_min(torch.finfo(p.dtype).tiny))
+    r = p.shape[1] if full_bins is None else min(full_bins, p.shape[1])
+    if r < 4:
+        raise ValueError(f"spectrum_tail_slope needs at least 4 full radial bins (maps of 8×8 or more), got {r}")
+    tail = p[:, r // 2 : r]
+    lf = torch.log(torch.arange(r // 2, r, dtype=p.dtype, device=p.device))
+    lp = torch.log(tail.clamp_min(torch.finfo(p.dtype).tiny))
     lf_c = lf - lf.mean()
-    return ((lp - lp.mean(dim=1, keepdim=True)) * lf_c).sum(dim=1) / lf_c.square().sum()
+    slope = ((lp - lp.mean(dim=1, keepdim=True)) * lf_c).sum(dim=1) / lf_c.square().sum()
+    return torch.where((tail > 0).all(dim=1), slope, torch.full_like(slope, float("nan")))
 
 
-@register_metric("spectrum_tail_slope", direction="lower", category="complexity", citation=CITATION,
+@register_metric("spectrum_tail_slope", direction="lower", category="complexity", citation=CITATION, excludes=True,
                  description="Log-log slope of the radial power spectrum's upper half (more negative = smoother)")
 def spectrum_tail_slope(ctx: MetricContext) -> Tensor:
-    """Decay rate of the map's high frequencies: ``tail_slope(radial_spectrum(maps))``.
+    """Decay rate of the map's high frequencies: ``tail_slope(radial_spectrum(maps), min(H, W) // 2)``.
 
-    With p the normalised radial spectrum of EF (K bins), the per-sample least-squares slope of
-    log pₖ on log fₖ for k = ⌊K/2⌋ … K−1, fₖ = k/(K−1). The zero-frequency bin is never in the fit.
+    With p the normalised radial spectrum of EF, the per-sample least-squares slope of log pₖ on
+    log k over the upper half of the annuli wholly inside the frequency square. The zero-frequency
+    bin is never in the fit.
     """
     p = ctx.side.get("spectrum")
     if p is None or p.shape[0] != len(ctx.maps):
         p = radial_spectrum(ctx.maps)
-    return tail_slope(p)
+    return tail_slope(p, min(ctx.maps.shape[-2:]) // 2)

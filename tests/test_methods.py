@@ -344,35 +344,3 @@ def test_nan_method_fails_its_job_with_a_clear_message(tmp_path, tiny_suite, mon
     assert "smoothgrad" in label and "method 'smoothgrad(n=4)' returned" in err and "non-finite values" in err
     (failure,) = ResultStore(tmp_path / "tiny").failures()
     assert failure["error_type"] == "MethodOutputError"
-
-
-class _BatchBranch(nn.Module):
-    """Scores depend on the batch size through Python control flow: a trace would bake one branch in."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-
-    def forward(self, x):
-        h = self.conv(x).flatten(1)
-        return h[:, :3] if int(x.shape[0]) < 2 else -h[:, :3]
-
-
-def test_inference_model_is_a_frozen_trace_with_the_models_scores(tiny_cnn, shapes_batch):
-    from bench.methods.base import inference_model
-
-    x = shapes_batch[0]
-    fast = inference_model(tiny_cnn, x)
-    assert isinstance(fast, torch.jit.ScriptModule)
-    with torch.inference_mode():
-        torch.testing.assert_close(fast(x[:5]), tiny_cnn(x[:5]), rtol=1e-5, atol=1e-6)
-
-
-def test_inference_model_falls_back_to_the_eager_model_where_a_trace_would_be_wrong(shapes_batch):
-    from bench.methods.base import inference_model
-
-    x = shapes_batch[0]
-    branchy = _BatchBranch().eval()
-    assert inference_model(branchy, x) is branchy
-    training = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()).train()
-    assert inference_model(training, x) is training

@@ -9,7 +9,6 @@ applied the job's ``output`` choice, logit or log-softmax); ``target`` holds ``B
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +24,6 @@ from bench.registry import checked_factory, methods
 # moderate chunks also beat large ones; CUDA is unmeasured here, so it keeps NCHW).
 DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 4096}
 CHANNELS_LAST = {"cpu": True}
-# Forward-only scoring (perturbation metrics) through a traced, frozen, inference-optimised copy:
-# oneDNN fuses conv+ReLU and prepacks the weights, about 2x the forwards of channels_last eager on a
-# 2-core CPU. Unmeasured on CUDA, so eager there.
-FROZEN_SCORING = {"cpu": True}
 
 
 def default_chunk_size(device: torch.device) -> int:
@@ -91,31 +86,6 @@ def register_method(name: str, *, defaults: dict[str, Any] | None = None, descri
         return fn
 
     return decorator
-
-
-def inference_model(model: nn.Module, example: Tensor) -> nn.Module:
-    """``model`` for forward-only scoring under inference mode on ``example``'s device: a TorchScript
-    trace, frozen and optimised for inference where ``FROZEN_SCORING`` says so, else ``model`` itself.
-
-    The trace is used only if tracing raised no TracerWarning (a trace can bake in a shape or a
-    branch) and it gives the model's scores, to 1e-5, on batches of a size other than the traced one;
-    any failure falls back to the eager model, which is always correct.
-    """
-    if not FROZEN_SCORING.get(example.device.type, False) or model.training:  # freezing needs eval mode
-        return model
-    x = example[:1].detach()
-    probe = torch.cat([x, x + 0.5, x - 0.5])  # 3 rows: not the traced batch size
-    try:
-        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-            warnings.simplefilter("always", torch.jit.TracerWarning)
-            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
-        if any(issubclass(w.category, torch.jit.TracerWarning) for w in caught):
-            return model
-        with torch.inference_mode():
-            ok = all(torch.allclose(traced(b), model(b), rtol=1e-5, atol=1e-6) for b in (probe, probe[:2]))
-    except Exception:  # untraceable (data-dependent control flow, custom ops): eager is always right
-        return model
-    return traced if ok else model
 
 
 def create_method(name: str, **params: Any) -> Method:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.methods.base import default_chunk_size, inference_model
+from bench.methods.base import default_chunk_size
 from bench.registry import checked_factory, metrics
 
 DIRECTIONS = ("higher", "lower")
@@ -59,12 +59,6 @@ class MetricContext:
                 model: nn.Module | None = None) -> Tensor:
         return method(model or self.model, self.x if x is None else x, self.target,
                       x_range=self.x_range, generator=self.generator, chunk_size=self.chunk_size)
-
-    def scoring_model(self) -> nn.Module:
-        """The model for forward-only scoring (perturbation metrics): ``inference_model``, built once."""
-        if "scoring_model" not in self.cache:
-            self.cache["scoring_model"] = inference_model(self.model, self.x)
-        return self.cache["scoring_model"]
 
     def reference_maps(self, name: str = "grad") -> Tensor:
         """Maps of another registered method on the same model, inputs and target (cached)."""

@@ -61,8 +61,8 @@ def pixel_flipping(ctx: MetricContext, features_in_step: int = 1, perturb_baseli
                    softmax: bool = True, abs: bool = False) -> Tensor:
     """Quantus ``PixelFlipping(return_auc_per_sample=True)``: trapezoid AUC (dx = 1, so it grows with
     the number of steps ⌈F/features_in_step⌉) of the score curve."""
-    curve = pixel_flipping_curve(ctx.scoring_model(), ctx.x, ctx.target, ctx.maps, features_in_step,
-                                 perturb_baseline, softmax, abs, ctx.chunk_size)
+    curve = pixel_flipping_curve(ctx.model, ctx.x, ctx.target, ctx.maps, features_in_step, perturb_baseline,
+                                 softmax, abs, ctx.chunk_size)
     return trapezoid(curve)
 
 
@@ -117,5 +117,5 @@ def faithfulness_correlation(ctx: MetricContext, nr_runs: int = 100, subset_size
     if subset_size > n_features:
         raise ValueError(f"faithfulness_correlation: subset_size {subset_size} > {n_features} features per input")
     subsets = random_subsets(nr_runs, len(ctx.x), n_features, subset_size, ctx.generator, ctx.x.device)
-    return faithfulness_correlation_of(ctx.scoring_model(), ctx.x, ctx.target, ctx.maps, subsets, perturb_baseline,
-                                       softmax, abs, ctx.chunk_size)
+    return faithfulness_correlation_of(ctx.model, ctx.x, ctx.target, ctx.maps, subsets, perturb_baseline, softmax,
+                                       abs, ctx.chunk_size)

@@ -183,7 +183,6 @@ def check_claims(claims: list[dict[str, Any]]) -> None:
             raise SuiteError(f"claims[{i}] ('{c['id']}'): a {kind} claim needs {', '.join(missing)}")
 
 
-
 def format_verdicts(verdicts: list[Verdict]) -> str:
     lines = []
     for v in verdicts:

@@ -86,11 +86,12 @@ def filesystem(root: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path.rstrip("/")
 
 
-def _files(fs: pafs.FileSystem, folder: str, suffix: str, recursive: bool = False) -> list[str]:
-    """Paths of the files under ``folder`` ending in ``suffix`` (not hidden temporaries), sorted."""
+def _files(fs: pafs.FileSystem, folder: str, suffix: str, recursive: bool = False, hidden: bool = False) -> list[str]:
+    """Paths of the files under ``folder`` ending in ``suffix``, sorted: the visible ones, or with
+    ``hidden`` the ones whose name starts with '.' (a writer's temporaries)."""
     infos = fs.get_file_info(pafs.FileSelector(folder, recursive=recursive, allow_not_found=True))
     return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
-                  and not i.base_name.startswith("."))
+                  and i.base_name.startswith(".") == hidden)
 
 
 def atomic_write(fs: pafs.FileSystem, path: str, write: Callable[[pa.NativeFile], object]) -> None:
@@ -165,9 +166,7 @@ class ResultStore:
 
     def remove_stale_temporaries(self) -> int:
         """Delete temporary files a killed writer left behind (call before any writer starts)."""
-        infos = self.fs.get_file_info(pafs.FileSelector(self.base, recursive=True, allow_not_found=True))
-        stale = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith(".")
-                 and i.base_name.endswith(".tmp")]
+        stale = _files(self.fs, self.base, ".tmp", recursive=True, hidden=True)
         for path in stale:
             self.fs.delete_file(path)
         return len(stale)

@@ -31,7 +31,7 @@ from bench.provenance import (
     package_versions,
     resolve_device,
 )
-from bench.results import ResultStore, is_uri, join
+from bench.results import ResultStore, join
 from bench.suite import Suite
 
 
@@ -66,7 +66,7 @@ def scored_model(model: nn.Module, output: str) -> nn.Module:
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
                  chunk_size: int | None = None, progress: bool = True, fast: bool = False):
-        self.results_root = results_root if is_uri(results_root) else Path(results_root)
+        self.results_root = results_root  # a local folder or a URI (bench.results.join joins both)
         self.device = resolve_device(device)
         self.fast = fast
         # TF32 changes gradients at the 1e-3 level; exact float32 unless the user asks for speed.

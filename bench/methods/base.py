@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from bench.registry import checked_factory, methods
 
-# Per-device execution defaults, chosen by measurement (benchmarks/chunk_size.py): rows per
+# Per-device execution defaults, chosen by measurement (benchmarks/methods_vs_captum.py
+# --chunk-sizes): rows per
 # forward/backward pass, and whether models with 2-D convolutions run channels_last (oneDNN's NHWC
 # kernels: about 2x the forwards and 1.6x the forward+backward passes of NCHW on a 2-core CPU, where
 # moderate chunks also beat large ones; CUDA is unmeasured here, so it keeps NCHW).

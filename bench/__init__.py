@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import plugins  # noqa: F401  (installs the loaders of the built-in and entry-point plugins)
+
 __version__ = "0.1.0"
 
 

@@ -36,8 +36,8 @@ def _set_data_root(args: argparse.Namespace) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.results import join
-    from bench.runner import Runner
+    from bench.run.results import join
+    from bench.run.runner import Runner
     from bench.suite import load_suite
 
     _set_data_root(args)
@@ -49,7 +49,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     todo = report.total - report.skipped
     if args.dry_run:
         if args.estimate:
-            from bench.cost import estimate_jobs
+            from bench.run.cost import estimate_jobs
 
             jobs = runner.select(suite, args.jobs)
             done = {j.id for j in jobs if runner.store(suite).has(j)}
@@ -71,9 +71,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bench.cost import pass_report
     from bench.provenance import resolve_device
-    from bench.results import join, load_rows
+    from bench.run.cost import pass_report
+    from bench.run.results import join, load_rows
 
     if args.claims:
         return _report_claims(args)
@@ -90,7 +90,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _report_claims(args: argparse.Namespace) -> int:
     from bench.claims import evaluate, format_verdicts
-    from bench.results import join, load_rows, load_samples
+    from bench.run.results import join, load_rows, load_samples
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
@@ -120,7 +120,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from bench.leaderboard import load_board_config, result_roots
     from bench.plots import make_plots
-    from bench.results import load_rows
+    from bench.run.results import load_rows
 
     roots = result_roots(args.results, args.suites or list(load_board_config().suites))
     made, notes = make_plots(load_rows(*roots), roots, Path(args.out or Path(args.results) / "plots"),
@@ -134,7 +134,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_cite(args: argparse.Namespace) -> int:
     from bench.leaderboard import bibtex, load_board_config, result_roots
-    from bench.results import load_rows
+    from bench.run.results import load_rows
 
     suites = args.suites or list(load_board_config().suites)
     print(bibtex(load_rows(*result_roots(args.results, suites)), suites), end="")

@@ -30,7 +30,7 @@ import pandas as pd
 from bench import registry
 from bench.errors import ResultsError
 from bench.metrics.base import CATEGORIES
-from bench.results import digest, is_uri, load_rows, load_samples, write_file
+from bench.run.results import digest, is_uri, load_rows, load_samples, write_file
 
 TRACK = ["suite", "dataset", "model", "activation", "training"]  # training: '' or 'sf=N' (split factor)
 CELL = [*TRACK, "method_label", "metric"]

@@ -162,7 +162,7 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
     from bench.data import load_dataset
     from bench.methods import create_method, prepare_model
     from bench.models.train import Recipe, cache_dir, get_model
-    from bench.runner import scored_model
+    from bench.run.runner import scored_model
 
     out, notes = [], []
     for (suite, dataset, model, act), g in rows.groupby(TRACK, sort=True):

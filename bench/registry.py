@@ -13,7 +13,6 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,7 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self._prefixes: dict[str, Callable[[str], Entry]] = {}
+        self._loaders: list[Callable[[Registry], None]] = []
         self._loaded = False
 
     # -- registration ---------------------------------------------------------------------
@@ -83,6 +83,15 @@ class Registry:
     def add(self, entry: Entry) -> None:
         self._entries[entry.name] = entry
 
+    def registered(self, name: str) -> bool:
+        """Whether ``name`` is registered already (no loading, no prefix resolution)."""
+        return name in self._entries
+
+    def add_loader(self, loader: Callable[[Registry], None]) -> None:
+        """Run ``loader(self)`` once, before the first lookup (``bench.plugins`` installs the built-in
+        families and the entry-point groups this way, so this module imports no plugin)."""
+        self._loaders.append(loader)
+
     def register_prefix(self, prefix: str, resolver: Callable[[str], Entry]) -> None:
         """Resolve every name ``prefix…`` on first use with ``resolver(name) -> Entry`` (a family of
         entries too large or too slow to register one by one, e.g. ``quantus:<ClassName>``)."""
@@ -93,11 +102,8 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
-        _import_builtins()
-        for ep in entry_points(group=f"bench.{self.kind}s"):
-            obj = ep.load()
-            if ep.name not in self._entries:  # a module may register itself on import
-                self.add(Entry(ep.name, obj, description=(inspect.getdoc(obj) or "").split("\n")[0]))
+        for loader in self._loaders:
+            loader(self)
         self._load_toml()
 
     def _load_toml(self) -> None:
@@ -145,13 +151,6 @@ class Registry:
     def create(self, name: str, **params: Any) -> Any:
         return self.get(name).create(**params)
 
-
-def _import_builtins() -> None:
-    # Importing the subpackages runs their @register decorators.
-    import bench.data  # noqa: F401
-    import bench.methods  # noqa: F401
-    import bench.metrics  # noqa: F401
-    import bench.models  # noqa: F401
 
 
 datasets = Registry("dataset")

@@ -171,7 +171,7 @@ def _call(method: Method, model, x: Tensor, target: Tensor, x_range, global_seed
 def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seconds_per_map: float) -> Validation:
     """Shape, dtype, device, finiteness, no input mutation, determinism, batch = items, speed."""
     from bench.errors import MethodOutputError
-    from bench.runner import check_maps
+    from bench.run.runner import check_maps
 
     x_before = x.clone()
     t0 = time.perf_counter()
@@ -215,7 +215,7 @@ def validation_batch(suite: Suite, device: torch.device):
     the method's contract, not the model's accuracy, so nothing is trained here."""
     from bench.data import load_dataset
     from bench.models.zoo import build_model
-    from bench.runner import scored_model
+    from bench.run.runner import scored_model
 
     job = suite.jobs[0]
     r = job.recipe
@@ -254,7 +254,7 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
            out: Path | str | None = "leaderboard.md", device: str = "auto", max_seconds_per_map: float = 5.0,
            plots: bool = True, progress: bool = True) -> Submission:
     from bench.provenance import resolve_device
-    from bench.runner import Runner
+    from bench.run.runner import Runner
 
     results = Path(results)
     if not NAME_RE.fullmatch(name):

@@ -6,8 +6,8 @@ import torch
 from bench.metrics import MetricContext, create_metric
 from bench.metrics.agreement import spearman, topk_intersection, twin_changes
 from bench.models.train import Recipe
-from bench.results import load_rows
-from bench.runner import Runner
+from bench.run.results import load_rows
+from bench.run.runner import Runner
 from bench.suite import load_suite
 
 

@@ -1,8 +1,8 @@
 import pytest
 
 from bench.cli import main
-from bench.cost import PassCounter, calibrate, count_passes
 from bench.methods import create_method
+from bench.run.cost import PassCounter, calibrate, count_passes
 
 
 @pytest.mark.parametrize("name, params, expected", [

@@ -21,7 +21,7 @@ from bench.leaderboard import (
     escape_md,
     render,
 )
-from bench.results import digest
+from bench.run.results import digest
 from bench.suite import load_suite
 
 TRACK = {"suite": "s", "dataset": "shapes", "model": "cnn-small", "activation": "relu"}

@@ -17,7 +17,7 @@ from bench.methods.cam import auto_layer, trace_calls
 from bench.methods.noise import classifier_name, perturbed_parameters
 from bench.methods.smoothing import adaptgrad_sigma, smoothgrad_sigma
 from bench.registry import methods
-from bench.runner import check_maps
+from bench.run.runner import check_maps
 
 # Small sample counts keep the test run fast; the defaults are checked by registry tests.
 FAST = {"smoothgrad": {"n": 3}, "adaptgrad": {"n": 3}, "noisegrad": {"n": 3}, "fusiongrad": {"n": 2, "m": 2},
@@ -325,11 +325,11 @@ def test_check_maps_rejects_non_finite_maps(shapes_batch):
 
 def test_nan_method_fails_its_job_with_a_clear_message(tmp_path, tiny_suite, monkeypatch):
     """Through the runner: the job gets a failure record naming the method; the other jobs go on."""
-    import bench.runner
-    from bench.results import ResultStore
+    import bench.run.runner
+    from bench.run.results import ResultStore
     from bench.suite import load_suite
 
-    real = bench.runner.create_method
+    real = bench.run.runner.create_method
 
     def nan_smoothgrad(name, **params):
         method = real(name, **params)
@@ -337,8 +337,8 @@ def test_nan_method_fails_its_job_with_a_clear_message(tmp_path, tiny_suite, mon
             return method
         return lambda *a, **k: method(*a, **k) * float("nan")
 
-    monkeypatch.setattr(bench.runner, "create_method", nan_smoothgrad)
-    report = bench.runner.Runner(tmp_path, device="cpu", progress=False).run(load_suite(tiny_suite()))
+    monkeypatch.setattr(bench.run.runner, "create_method", nan_smoothgrad)
+    report = bench.run.runner.Runner(tmp_path, device="cpu", progress=False).run(load_suite(tiny_suite()))
     assert len(report.done) == 1 and len(report.failed) == 1
     label, err = report.failed[0]
     assert "smoothgrad" in label and "method 'smoothgrad(n=4)' returned" in err and "non-finite values" in err

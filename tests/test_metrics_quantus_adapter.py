@@ -13,8 +13,8 @@ from bench.metrics import MetricContext, create_metric
 from bench.metrics.complexity import gini
 from bench.metrics.correlation import normalise_by_max
 from bench.metrics.quantus_adapter import QuantusMetricError
-from bench.results import load_rows
-from bench.runner import Runner
+from bench.run.results import load_rows
+from bench.run.runner import Runner
 from bench.suite import load_suite
 
 pytest.importorskip("quantus")

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.ray_executor import task_resources
-from bench.runner import Runner
+from bench.run.ray import task_resources
+from bench.run.runner import Runner
 from bench.suite import load_suite
 
 ray = pytest.importorskip("ray")

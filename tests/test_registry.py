@@ -1,6 +1,6 @@
 import pytest
 
-from bench import registry
+from bench import plugins, registry
 from bench.errors import UnknownNameError
 from bench.methods import create_method
 
@@ -52,7 +52,8 @@ def test_entry_point_plugins_are_discovered(monkeypatch):
             return factory
 
     reg = registry.Registry("widget")  # no TOML file, group bench.widgets
-    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEP()] if group == "bench.widgets" else [])
+    reg.add_loader(plugins.load_entry_points)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [FakeEP()] if group == "bench.widgets" else [])
     assert "plugin_grad" in reg.list()
     assert reg.get("plugin_grad").description == "A third-party method."
 

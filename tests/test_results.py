@@ -9,8 +9,8 @@ import pytest
 
 from bench.cli import main
 from bench.errors import ResultsError
-from bench.results import ResultStore, atomic_write, filesystem, join, load_rows, load_samples
-from bench.runner import Runner
+from bench.run.results import ResultStore, atomic_write, filesystem, join, load_rows, load_samples
+from bench.run.runner import Runner
 from bench.suite import load_suite
 
 COMPARED = ["job_id", "method", "metric", "value", "stderr", "n"]

@@ -10,8 +10,8 @@ from bench.cli import main
 from bench.leaderboard import render
 from bench.methods.base import register_method
 from bench.metrics.base import register_metric
-from bench.results import ResultStore, load_rows
-from bench.runner import Runner
+from bench.run.results import ResultStore, load_rows
+from bench.run.runner import Runner
 from bench.suite import load_suite
 
 ISSUE_COLUMNS = ["job_id", "suite", "dataset", "model", "activation", "method", "method_params", "metric", "value",

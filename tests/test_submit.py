@@ -12,7 +12,7 @@ from conftest import tiny_suite_text
 
 from bench.cli import main
 from bench.leaderboard import write_board
-from bench.runner import Runner
+from bench.run.runner import Runner
 from bench.suite import load_suite
 
 METHODS = '''

@@ -95,7 +95,7 @@ def _probe(recipe, device: torch.device):
 def estimate_jobs(jobs, device: torch.device, done: set[str]) -> list[JobEstimate]:
     """Per job: rows through the model per input for its method, and seconds at the calibrated rate."""
     from bench.methods import create_method
-    from bench.runner import scored_model
+    from bench.run.runner import scored_model
 
     calibrations: dict[tuple, Calibration] = {}
     out = []

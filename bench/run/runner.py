@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bench.cost import PassCounter
 from bench.data import load_dataset
 from bench.errors import MethodOutputError, SuiteError
 from bench.job import Job, canonical_json
@@ -31,7 +30,8 @@ from bench.provenance import (
     package_versions,
     resolve_device,
 )
-from bench.results import ResultStore, join
+from bench.run.cost import PassCounter
+from bench.run.results import ResultStore, join
 from bench.suite import Suite
 
 
@@ -66,7 +66,7 @@ def scored_model(model: nn.Module, output: str) -> nn.Module:
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
                  chunk_size: int | None = None, progress: bool = True, fast: bool = False):
-        self.results_root = results_root  # a local folder or a URI (bench.results.join joins both)
+        self.results_root = results_root  # a local folder or a URI (bench.run.results.join joins both)
         self.device = resolve_device(device)
         self.fast = fast
         # TF32 changes gradients at the 1e-3 level; exact float32 unless the user asks for speed.
@@ -189,7 +189,7 @@ class Runner:
             return report
         store.remove_stale_temporaries()
         if executor == "ray":
-            from bench.ray_executor import run_on_ray
+            from bench.run.ray import run_on_ray
 
             outcomes = run_on_ray(self, todo, store, address, num_gpus if num_gpus is not None else suite.num_gpus)
         elif executor == "local":

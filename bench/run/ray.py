@@ -15,14 +15,14 @@ from tqdm.auto import tqdm
 
 from bench.errors import GradBenchError
 from bench.job import Job
-from bench.results import ResultStore
+from bench.run.results import ResultStore
 
 ENV_KEYS = ("GRADBENCH_CACHE", "GRADBENCH_DATA", "GRADBENCH_REGISTRY", "HF_HUB_OFFLINE", "OMP_NUM_THREADS")
 
 
 def _job_task(job: Job, results_root: str, store_root: str, device: str, chunk_size: int | None,
               fast: bool) -> tuple[Job, str | None]:
-    from bench.runner import Runner
+    from bench.run.runner import Runner
 
     runner = Runner(results_root, device=device, chunk_size=chunk_size, progress=False, fast=fast)
     return runner.run_job(job, ResultStore(store_root))

@@ -1,10 +1,12 @@
-"""Where a number came from: package versions, device, git commit."""
+"""Where a number came from: package versions, device and its numeric settings, git commit."""
 
 from __future__ import annotations
 
 import json
 import platform
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -52,3 +54,15 @@ def resolve_device(spec: str) -> torch.device:
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {spec}: CUDA is not available here; use --device cpu or auto")
     return torch.device(spec)
+
+
+@contextmanager
+def allow_tf32(enabled: bool) -> Iterator[None]:
+    """TF32 matmuls and convolutions on CUDA while the block runs, restoring the previous settings after
+    (a runner's ``fast`` is its own, not the process's: another runner or a caller keeps its settings)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

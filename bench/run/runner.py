@@ -22,7 +22,7 @@ from bench.errors import MethodOutputError, SuiteError
 from bench.job import Job, canonical_json
 from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
-from bench.models.build import prepare_model, recipe_data, scored_model, trained_model
+from bench.models.build import recipe_data, scored_model, trained_model
 from bench.models.train import TrainedModel
 from bench.provenance import (
     allow_tf32,
@@ -81,7 +81,7 @@ class Runner:
 
     def scored(self, recipe, output: str) -> nn.Module:
         """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
-        return prepare_model(scored_model(self.model_for(recipe).model, output), self.device)
+        return scored_model(self.model_for(recipe).model, output)  # trained_model prepared it
 
     def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame | None]:
         data = recipe_data(job.recipe, self.data_root)

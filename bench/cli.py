@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
-import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from bench.errors import GradBenchError, SuiteError
 
@@ -29,21 +29,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_data_root(args: argparse.Namespace) -> None:
-    # An environment variable, not a dataset parameter: where the files lie is no part of a recipe's hash.
-    if getattr(args, "data_root", None):
-        os.environ["GRADBENCH_DATA"] = str(Path(args.data_root).expanduser().resolve())
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench.run.results import join
     from bench.run.runner import Runner
     from bench.suite import load_suite
 
-    _set_data_root(args)
-    suite = load_suite(args.suite)
     runner = Runner(args.results, device=args.device, chunk_size=args.chunk_size,
-                    progress=not args.quiet, fast=args.fast)
+                    progress=not args.quiet, fast=args.fast, data_root=args.data_root)
+    suite = load_suite(args.suite)
     report = runner.run(suite, pattern=args.jobs, dry_run=args.dry_run, executor=args.executor,
                         address=args.address, num_gpus=args.num_gpus)
     todo = report.total - report.skipped
@@ -54,7 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             jobs = runner.select(suite, args.jobs)
             done = {j.id for j in jobs if runner.store(suite).has(j)}
             total = 0.0
-            for e in estimate_jobs(jobs, runner.device, done):
+            for e in estimate_jobs(jobs, runner.device, done, args.data_root):
                 total += 0 if e.done else e.seconds
                 print(f"{'done' if e.done else 'todo'}  {e.passes_per_input:6d} passes/input  "
                       f"~{e.seconds:8.2f} s  {e.label}")
@@ -152,11 +145,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bench.models.train import get_model
+    from bench.models.build import trained_model
     from bench.provenance import resolve_device
     from bench.suite import load_suite
 
-    _set_data_root(args)
+    device = resolve_device(args.device)
     suite = load_suite(args.suite)
     recipes = {j.recipe.hash: j.recipe for j in suite.jobs}
     if args.twins:  # the split-agreement partners too, so a GPU box can train everything up front
@@ -165,11 +158,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for r in list(recipes.values()):
             t = dataclasses.replace(r, **twin_changes(r))
             recipes.setdefault(t.hash, t)
-    device = resolve_device(args.device)
     for r in recipes.values():
         if args.jobs and not fnmatch.fnmatch(f"{r.dataset}/{r.architecture}[{r.activation}]", args.jobs):
             continue
-        m = get_model(r, device, progress=not args.quiet)
+        m = trained_model(r, device, progress=not args.quiet, data_root=args.data_root)
         split = f" split {r.split_index}/{r.split_factor}" if r.split_factor > 1 else ""
         print(f"{r.hash}  {r.dataset}/{r.architecture}[{r.activation}] seed {r.seed}{split}: "
               f"held-out acc {m.accuracy:.3f} after {m.epochs} epochs ({m.precision}), "
@@ -177,8 +169,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line (argparse prints the usage block first), naming where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} ({self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="GradBench: benchmark gradient explanations")
+    p = _Parser(prog="bench", description="GradBench: benchmark gradient explanations")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a suite's jobs (skips those already done)")
@@ -187,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", metavar="PATTERN", help="only jobs whose label matches (fnmatch) or id prefix")
     r.add_argument("--dry-run", action="store_true", help="print the job count and what is cached")
     r.add_argument("--results", default="results", help="results root (default results/)")
-    r.add_argument("--chunk-size", type=int, default=None, help="rows per forward/backward pass")
+    r.add_argument("--chunk-size", type=_positive_int, default=None,
+                   help="rows per forward/backward pass (a positive integer)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.add_argument("--estimate", action="store_true",
                    help="with --dry-run: passes per input and estimated time per job (quick calibration)")
@@ -264,11 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except GradBenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (GradBenchError, ValueError, FileNotFoundError) as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message
         return 2
 
 

@@ -1,16 +1,21 @@
-"""Where a number came from: package versions, device, git commit."""
+"""Where a number came from: package versions, device and its numeric settings, git commit."""
 
 from __future__ import annotations
 
 import json
 import platform
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
+from bench.errors import InputError
+
+DEVICE_TYPES = ("cpu", "cuda")
 PACKAGES = ("gradbench", "torch", "torchvision", "timm", "quantus", "numpy", "scipy", "pyarrow")
 
 
@@ -47,8 +52,32 @@ def device_name(device: torch.device) -> str:
 
 
 def resolve_device(spec: str) -> torch.device:
+    """``auto`` (CUDA where present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; refused in one line
+    when this machine cannot run it."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec}: CUDA is not available here; use --device cpu or auto")
-    return torch.device(spec)
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise InputError(f"--device {spec!r} is not a device GradBench runs on; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {spec}: CUDA is not available here; use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+@contextmanager
+def allow_tf32(enabled: bool) -> Iterator[None]:
+    """TF32 matmuls and convolutions on CUDA while the block runs, restoring the previous settings after
+    (a runner's ``fast`` is its own, not the process's: another runner or a caller keeps its settings)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -29,6 +29,7 @@ class Entry:
     description: str = ""
     citation: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # where the code registered it (module.function), for messages
 
     def create(self, **params: Any) -> Any:
         return self.factory(**{**self.defaults, **params})
@@ -58,6 +59,7 @@ def checked_factory(kind: str, name: str, fn: Callable[..., Any], context: set[s
 
     factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+    factory.__module__, factory.__qualname__ = fn.__module__, fn.__qualname__  # where it was declared
     return factory
 
 
@@ -75,7 +77,8 @@ class Registry:
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
             key = name or factory.__name__
             desc = description or (inspect.getdoc(factory) or "").split("\n")[0]
-            self.add(Entry(key, factory, dict(defaults or {}), desc, citation, meta))
+            origin = f"{factory.__module__}.{getattr(factory, '__qualname__', key)}"
+            self.add(Entry(key, factory, dict(defaults or {}), desc, citation, meta, origin))
             return factory
 
         return decorator
@@ -119,10 +122,26 @@ class Registry:
             base = self._entries[impl]
             self.add(Entry(
                 name, base.factory, {**base.defaults, **spec.get("params", {})},
-                spec.get("description", base.description), spec.get("citation", base.citation),
+                spec.get("description", base.description), self._citation(path, name, spec, base),
                 {**base.meta, **{k: v for k, v in spec.items()
                                  if k not in {"implementation", "params", "description", "citation"}}},
+                base.origin,
             ))
+
+    def _citation(self, path: Path, name: str, spec: dict[str, Any], base: Entry) -> str:
+        """One source per name: the code's ``citation=`` or the TOML's ``citation``, never two that differ.
+
+        An alias (another name for an implementation) has its own citation; an entry refining the code's
+        own name may cite only where the code does not (or say the same), else neither would be sure to show.
+        """
+        if "citation" not in spec:
+            return base.citation
+        cited = spec["citation"]
+        if base.name == name and base.citation and cited != base.citation:
+            raise GradBenchError(
+                f"{path}: [{name}] cites {cited!r}, but {base.origin or 'its code'} already declares citation "
+                f"{base.citation!r}; give {self.kind} '{name}' its citation in one place (remove the other)")
+        return cited
 
     def get(self, name: str) -> Entry:
         self._ensure_loaded()

@@ -22,7 +22,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -35,11 +35,12 @@ from bench import registry
 from bench.errors import GradBenchError
 from bench.leaderboard import SUBMISSIONS, load_board_config, write_board
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
+from bench.models.build import recipe_data, scored_model, untrained_model
 from bench.suite import Suite, expand, load_suite, resolve_suite_path
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 VALIDATION_INPUTS = 4
-_SUBMITTED: set[str] = set()  # names this process registered by submitting (a resubmission is not a clash)
+SUBMITTED = "submitted"  # registry entry meta key: the entry came from `bench submit`
 
 
 class SubmissionError(GradBenchError):
@@ -212,20 +213,11 @@ def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seco
 
 def validation_batch(suite: Suite, device: torch.device):
     """An untrained model of the suite's first recipe and a few of its test inputs: the checks are about
-    the method's contract, not the model's accuracy, so nothing is trained here."""
-    from bench.data import load_dataset
-    from bench.models.zoo import build_model
-    from bench.run.runner import scored_model
-
+    the method's contract, not the model's accuracy, so nothing is trained here. The model is prepared
+    as the runner prepares it (memory format included), so the method is checked as it will run."""
     job = suite.jobs[0]
-    r = job.recipe
-    data = load_dataset(r.dataset, **r.dataset_params)
-    torch.manual_seed(r.seed)
-    model = build_model(r.architecture, r.activation, data.in_chans, data.num_classes, data.image_size,
-                        **r.model_params)
-    model = scored_model(model.to(device).eval(), job.output)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = scored_model(untrained_model(job.recipe, device), job.output)
+    data = recipe_data(job.recipe)
     x = data.x_test[:VALIDATION_INPUTS].to(device)
     target = data.y_test[:VALIDATION_INPUTS].to(device)
     return model, x, target, (data.x_min.to(device), data.x_max.to(device))
@@ -233,9 +225,18 @@ def validation_batch(suite: Suite, device: torch.device):
 
 # -- the command --------------------------------------------------------------------------------
 def _published(name: str) -> bool:
-    """A name the registry already serves that is not an installed plugin of the same name."""
-    return (name in registry.methods and name not in _SUBMITTED
+    """A name the registry already serves that is neither an earlier submission (whose entry says so)
+    nor an installed plugin of the same name."""
+    return (name in registry.methods and not registry.methods.get(name).meta.get(SUBMITTED)
             and not entry_points(group="bench.methods", name=name))
+
+
+def _register(name: str, fn: Callable[..., Tensor], params: dict[str, Any], citation: str) -> None:
+    """Register the submitted method, marked as a submission in its registry entry (so submitting it
+    again is a replacement, not a clash with a published name)."""
+    register_method(name, defaults=params, citation=citation)(fn)
+    entry = registry.methods.get(name)
+    registry.methods.add(replace(entry, meta={**entry.meta, SUBMITTED: True}))
 
 
 def method_suite(suite_path: Path, name: str, params: dict[str, Any]) -> Suite:
@@ -280,8 +281,7 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
     with torch.random.fork_rng(devices=[]):  # validation reseeds the global RNG; give the caller's back
         validation = validate(Method(name, fn, params), *validation_batch(base, dev), max_seconds_per_map)
 
-    register_method(name, defaults=params, citation=citation)(fn)
-    _SUBMITTED.add(name)
+    _register(name, fn, params, citation)
     sub = method_suite(suite_path, name, params)
     staging = Path(tempfile.mkdtemp(dir=_mkdir(results), prefix=".submit-"))
     try:

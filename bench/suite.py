@@ -9,6 +9,7 @@ receive it, so a typo fails here with one line, not an hour into a run.
 from __future__ import annotations
 
 import itertools
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epoch
               "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
               "augment", "cap_check_steps", "cap_required"}
 NAMED_KEYS = {"name", "params"}
+SUITE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,36 @@ def _per_dataset(value: Any, dataset: str, key: str) -> Any:
     return value
 
 
+def check_values(spec: dict[str, Any]) -> None:
+    """Types and ranges of the suite's own values, before anything is expanded or written.
+
+    The name becomes a results folder, so it is a slug: no path separators, no ``..``, no spaces.
+    """
+    name = spec.get("name")
+    if not isinstance(name, str) or not SUITE_NAME_RE.fullmatch(name):
+        raise SuiteError(f"name = {name!r}: a suite name is letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit (it names the results folder)")
+    seed = spec.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SuiteError(f"seed = {seed!r}: must be an integer")
+    samples = spec.get("samples", 64)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise SuiteError(f"samples = {samples!r}: must be an integer ≥ 2")
+    models = spec.get("models")
+    for i, m in enumerate(models if isinstance(models, list) else []):
+        if not isinstance(m, dict):
+            raise SuiteError(f"models[{i}] must be a [[models]] table")
+        seeds = m.get("seeds", [0])
+        if (not isinstance(seeds, list) or not seeds
+                or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds)):
+            raise SuiteError(f"models[{i}].seeds = {seeds!r}: must be a non-empty list of integers, e.g. [0, 1]")
+        cap = m.get("accuracy_cap")
+        for value in (cap.values() if isinstance(cap, dict) else [cap]):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not 0 < value <= 1):
+                raise SuiteError(f"models[{i}].accuracy_cap = {value!r}: must be a fraction in (0, 1]")
+
+
 def expand(spec: dict[str, Any], path: Path) -> Suite:
     unknown = set(spec) - TOP_KEYS
     if unknown:
@@ -133,6 +165,7 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     for key in ("name", "datasets", "models", "methods", "metrics"):
         if key not in spec:
             raise SuiteError(f"missing required key '{key}'")
+    check_values(spec)
     target, output = spec.get("target", "label"), spec.get("output", "logit")
     if target not in ("label", "predicted"):
         raise SuiteError(f"target must be 'label' or 'predicted', got '{target}'")

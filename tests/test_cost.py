@@ -38,3 +38,23 @@ def test_dry_run_estimate_and_report(tmp_path, tiny_suite, capsys):
     assert main(["report", "tiny", "--results", str(tmp_path), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any("smoothgrad" in ln and " 4 " in ln for ln in lines)
+
+
+def test_the_probe_is_the_runners_model_untrained(tmp_path, tiny_suite):
+    """Same layout as the model the runner explains with (channels_last on CPU, no grads, eval), and the
+    caller's global RNG untouched."""
+    import torch
+
+    from bench.models.build import untrained_model
+    from bench.run.runner import Runner
+    from bench.suite import load_suite
+
+    recipe = load_suite(tiny_suite()).jobs[0].recipe
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    probe = untrained_model(recipe, "cpu")
+    assert torch.equal(torch.get_rng_state(), state)
+    runs = Runner(tmp_path, device="cpu", progress=False).scored(recipe, "logit")
+    assert [(p.shape, p.stride(), p.requires_grad) for p in probe.parameters()] == \
+        [(p.shape, p.stride(), p.requires_grad) for p in runs.parameters()]
+    assert not probe.training

@@ -1,7 +1,7 @@
 import pytest
 
 from bench import plugins, registry
-from bench.errors import UnknownNameError
+from bench.errors import GradBenchError, UnknownNameError
 from bench.methods import create_method
 
 
@@ -64,3 +64,50 @@ def test_timm_style_top_level_api():
     assert "smoothgrad" in bench.list_methods("smooth*") and "ef" in bench.list_metrics("e*")
     assert bench.create_method("adaptgrad", c=0.99).params["c"] == 0.99
     assert bench.create_metric("sparseness").direction == "higher"
+
+
+# -- citations: one place per name -------------------------------------------------------------
+def _widgets(tmp_path, monkeypatch, toml: str, code_citation: str = "Code et al. 2020") -> registry.Registry:
+    (tmp_path / "widgets.toml").write_text(toml)
+    monkeypatch.setattr(registry, "REGISTRY_DIR", tmp_path)
+    reg = registry.Registry("widget")
+
+    def w(**params):
+        return params
+
+    reg.register("w", citation=code_citation)(w)
+    return reg
+
+
+def test_a_toml_citation_contradicting_the_code_is_an_error_naming_both(tmp_path, monkeypatch):
+    reg = _widgets(tmp_path, monkeypatch, '[w]\ncitation = "Toml et al. 2021"\n')
+    with pytest.raises(GradBenchError) as e:
+        reg.get("w")
+    msg = str(e.value)
+    assert "widgets.toml: [w] cites 'Toml et al. 2021'" in msg and "\n" not in msg
+    assert "test_registry._widgets.<locals>.w already declares citation 'Code et al. 2020'" in msg
+
+
+@pytest.mark.parametrize("toml, code, expected", [
+    ('[w]\nparams = { a = 1 }\n', "Code et al. 2020", "Code et al. 2020"),  # the code cites; TOML is silent
+    ('[w]\ncitation = "Toml et al. 2021"\n', "", "Toml et al. 2021"),  # the TOML cites what the code does not
+    ('[w]\ncitation = "Code et al. 2020"\n', "Code et al. 2020", "Code et al. 2020"),  # both say the same
+])
+def test_one_citation_per_name(tmp_path, monkeypatch, toml, code, expected):
+    assert _widgets(tmp_path, monkeypatch, toml, code).get("w").citation == expected
+
+
+def test_an_alias_has_its_own_citation(tmp_path, monkeypatch):
+    reg = _widgets(tmp_path, monkeypatch, '[v]\nimplementation = "w"\ncitation = "Alias et al. 2022"\n')
+    assert reg.get("v").citation == "Alias et al. 2022" and reg.get("w").citation == "Code et al. 2020"
+
+
+def test_published_citations_are_the_registry_files():
+    import tomllib
+
+    for kind in ("methods", "metrics"):
+        with (registry.REGISTRY_DIR / f"{kind}.toml").open("rb") as f:
+            table = tomllib.load(f)
+        for name, spec in table.items():
+            if "citation" in spec:
+                assert registry.REGISTRIES[kind].get(name).citation == spec["citation"], name

@@ -177,3 +177,31 @@ def test_regenerating_the_board_gives_the_same_bytes(work):
     assert main(["leaderboard", "tiny", "--results", str(work / "results"), "--out", str(work / "leaderboard.md"),
                  "--no-plots"]) == 0
     assert (work / "leaderboard.md").read_bytes() == first
+
+
+def test_validation_runs_the_model_as_the_runner_does(work):
+    """The contract checks see the model in the memory layout, mode and grad state the runner uses."""
+    import torch
+
+    from bench.submit import validation_batch
+
+    suite = load_suite(str(work / "tiny.toml"))
+    job = suite.jobs[0]
+    checked, x, _, _ = validation_batch(suite, torch.device("cpu"))
+    runs = Runner(work / "results", device="cpu", progress=False).scored(job.recipe, job.output)
+
+    def layout(m):
+        return [(tuple(p.shape), p.stride(), p.requires_grad) for p in m.parameters()], m.training
+
+    assert layout(checked) == layout(runs)
+    conv = next(p for p in checked.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()  # CPU: NHWC
+
+
+def test_a_submission_is_marked_in_its_registry_entry(work, capsys):
+    from bench import registry
+    from bench.submit import SUBMITTED
+
+    assert bench_submit(work, "abs_grad", "abs_grad_marked") == 0
+    assert registry.methods.get("abs_grad_marked").meta[SUBMITTED]
+    assert not registry.methods.get("grad").meta.get(SUBMITTED)

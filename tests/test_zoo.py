@@ -9,7 +9,8 @@ from torch import nn
 from bench.errors import GradBenchError
 from bench.models import build_model
 from bench.models.activations import functional_relu_calls, remaining, set_activation
-from bench.models.train import Recipe, TrainingError, cache_dir, get_model
+from bench.models.build import trained_model as get_model
+from bench.models.train import Recipe, TrainingError, cache_dir
 from bench.models.zoo import ModelError, cnn_small, simple_cnn
 
 X32 = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -205,10 +206,10 @@ def test_unknown_optimizer():
 
 def test_pretrained_recipe_loads_from_cache_without_download():
     from bench.data import load_dataset
-    from bench.models.train import _fresh_model
+    from bench.models.build import initial_model
 
     r = Recipe("timm:resnet10t", "shapes", dataset_params=TINY, model_params={"pretrained": True})
-    assert isinstance(_fresh_model(r, load_dataset("shapes", **TINY), for_loading=True), nn.Module)
+    assert isinstance(initial_model(r, load_dataset("shapes", **TINY)), nn.Module)
 
 
 # -- real datasets (no files here: the missing-data error, and ImageFolder trees written to tmp) ------

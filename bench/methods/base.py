@@ -16,29 +16,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.models.build import prepare_model  # noqa: F401  (re-exported: bench.methods.prepare_model)
 from bench.registry import checked_factory, methods
 
-# Per-device execution defaults, chosen by measurement (benchmarks/methods_vs_captum.py
-# --chunk-sizes): rows per
-# forward/backward pass, and whether models with 2-D convolutions run channels_last (oneDNN's NHWC
-# kernels: about 2x the forwards and 1.6x the forward+backward passes of NCHW on a 2-core CPU, where
-# moderate chunks also beat large ones; CUDA is unmeasured here, so it keeps NCHW).
+# Per-device rows per forward/backward pass, chosen by measurement (benchmarks/methods_vs_captum.py
+# --chunk-sizes; moderate chunks beat large ones on a 2-core CPU). The memory format a model runs
+# in is prepared with it by bench.models.build.prepare_model (re-exported here).
 DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 4096}
-CHANNELS_LAST = {"cpu": True}
 
 
 def default_chunk_size(device: torch.device) -> int:
     return DEFAULT_CHUNK_SIZE.get(device.type, 256)
-
-
-def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode, no parameter gradients (maps need ∇ₓ only), and the device's memory format, in place."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    if CHANNELS_LAST.get(device.type, False) and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model.to(memory_format=torch.channels_last)  # a layout change only: same values
-    return model
 
 
 @dataclass(frozen=True)

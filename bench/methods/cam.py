@@ -170,8 +170,7 @@ def guided_relus(model: nn.Module) -> Iterator[None]:
             h.remove()
 
 
-@register_method("guided_backprop", citation="Springenberg et al. Striving for Simplicity: The All "
-                                             "Convolutional Net. ICLR Workshop 2015.")
+@register_method("guided_backprop")
 def guided_backprop(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
     """Guided Backpropagation: ReLUs (and their smooth replacements) pass back only positive gradients."""
     with guided_relus(model):

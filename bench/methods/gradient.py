@@ -7,13 +7,13 @@ from torch import Tensor
 from bench.methods.base import input_gradient, register_method
 
 
-@register_method("grad", linear=True, citation="Simonyan et al., Deep Inside Convolutional Networks (2014)")
+@register_method("grad", linear=True)
 def grad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
     """VanillaGrad: the input gradient of the target score."""
     return input_gradient(model, x, target, chunk_size)
 
 
-@register_method("grad_x_input", linear=True, citation="Shrikumar et al., Not Just a Black Box (2016)")
+@register_method("grad_x_input", linear=True)
 def grad_x_input(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
     """Gradient × Input: x ⊙ ∇ₓ f_t(x)."""
     return x * input_gradient(model, x, target, chunk_size)

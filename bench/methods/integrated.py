@@ -19,8 +19,7 @@ def baseline_for(x: Tensor, baseline: str, x_range: tuple[Tensor, Tensor]) -> Te
     raise ValueError(f"integrated_gradients: baseline must be one of {BASELINES}, got '{baseline}'")
 
 
-@register_method("integrated_gradients", defaults={"steps": 32, "baseline": "zero"}, linear=True,
-                 citation="Sundararajan et al., Axiomatic Attribution for Deep Networks (2017)")
+@register_method("integrated_gradients", defaults={"steps": 32, "baseline": "zero"}, linear=True)
 def integrated_gradients(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
                          steps: int = 32, baseline: str = "zero") -> Tensor:
     """Integrated Gradients: (x−x₀) ⊙ mean_k ∇f(x₀ + k/m·(x−x₀)), right Riemann sum."""

@@ -27,8 +27,6 @@ from bench.methods.base import Method, create_method, register_method, resolve_b
 
 COPY_BYTES = 1 << 30  # weight copies held at once: k·|θ| stays under this (resnet50: 10 copies)
 
-NOISEGRAD_CITATION = ("Bykov et al. NoiseGrad — Enhancing Explanations by Introducing Stochasticity to Model "
-                      "Weights. AAAI 2022.")
 
 
 def classifier_name(model: nn.Module, classifier: str | None = "auto") -> str | None:
@@ -93,8 +91,7 @@ class CopyMean(nn.Module):
         return sum(functional_call(self.model, self.copy(c), (x,)) for c in range(self.k)) / self.k
 
 
-@register_method("noisegrad", defaults={"n": 50, "sigma": 0.2, "base": "grad"}, stochastic=True,
-                 citation=NOISEGRAD_CITATION)
+@register_method("noisegrad", defaults={"n": 50, "sigma": 0.2, "base": "grad"}, stochastic=True)
 def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
               sigma: float = 0.2, base: str | Method = "grad", base_params: dict[str, Any] | None = None,
               classifier: str | None = "auto", vmap: bool | None = None) -> Tensor:
@@ -117,7 +114,7 @@ def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_siz
 
 
 @register_method("fusiongrad", defaults={"n": 10, "m": 10, "sigma": 0.2, "alpha": 0.15, "base": "grad"},
-                 stochastic=True, citation=NOISEGRAD_CITATION)
+                 stochastic=True)
 def fusiongrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 10, m: int = 10,
                sigma: float = 0.2, alpha: float = 0.15, base: str | Method = "grad",
                base_params: dict[str, Any] | None = None, classifier: str | None = "auto") -> Tensor:

@@ -58,8 +58,7 @@ def smooth(base: Method, model, x: Tensor, target: Tensor, sigma: Tensor, n: int
     return total / n
 
 
-@register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"}, stochastic=True,
-                 citation="Smilkov et al., SmoothGrad: removing noise by adding noise (2017)")
+@register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"}, stochastic=True)
 def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
                alpha: float = 0.15, sigma: float | None = None, base: str = "grad",
                base_params: dict[str, Any] | None = None) -> Tensor:
@@ -69,8 +68,7 @@ def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_si
                   chunk_size)
 
 
-@register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"}, stochastic=True,
-                 citation="Zhou et al., Rethinking the Principle of Gradient Smoothing (AdaptGrad)")
+@register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"}, stochastic=True)
 def adaptgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
               c: float = 0.95, rule: str = "eq13", base: str = "grad",
               base_params: dict[str, Any] | None = None) -> Tensor:

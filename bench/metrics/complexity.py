@@ -25,14 +25,12 @@ def entropy(maps: Tensor) -> Tensor:
 
 
 @register_metric("sparseness", direction="higher", category="complexity",
-                 citation="Chalasani et al., Concise Explanations of Neural Networks (2020)",
                  description="Gini index of |map| (Quantus Sparseness; higher = sparser)")
 def sparseness(ctx: MetricContext) -> Tensor:
     return gini(ctx.maps)
 
 
 @register_metric("complexity", direction="lower", category="complexity",
-                 citation="Bhatt et al., Evaluating and Aggregating Feature-based Model Explanations (2020)",
                  description="Entropy of the |map| distribution (Quantus Complexity; lower = simpler)")
 def complexity(ctx: MetricContext) -> Tensor:
     return entropy(ctx.maps)

@@ -55,7 +55,6 @@ def trapezoid(curve: Tensor) -> Tensor:
 
 
 @register_metric("pixel_flipping", direction="lower", category="faithfulness",
-                 citation="Bach et al., On Pixel-Wise Explanations for Non-Linear Classifier Decisions by LRP (2015)",
                  description="AUC of the target score as the most relevant features are flipped first (lower = better)")
 def pixel_flipping(ctx: MetricContext, features_in_step: int = 1, perturb_baseline: str | float = "black",
                    softmax: bool = True, abs: bool = False) -> Tensor:
@@ -106,7 +105,6 @@ def random_subsets(runs: int, batch: int, n_features: int, size: int, generator:
 
 
 @register_metric("faithfulness_correlation", direction="higher", category="faithfulness",
-                 citation="Bhatt, Weller & Moura, Evaluating and Aggregating Feature-based Model Explanations (2020)",
                  description="Pearson of random subsets' attribution sums with the score drop on removing them")
 def faithfulness_correlation(ctx: MetricContext, nr_runs: int = 100, subset_size: int = 224,
                              perturb_baseline: str | float = "black", softmax: bool = False,

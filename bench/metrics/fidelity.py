@@ -6,16 +6,13 @@ from torch import Tensor
 
 from bench.metrics.base import MetricContext, register_metric
 
-CITATION = ("Gaussian Smoothing in Saliency Maps: The Stability-Fidelity Trade-Off in Neural Network "
-            "Interpretability (arXiv 2411.05837)")
-
 
 def l2_distance(a: Tensor, b: Tensor) -> Tensor:
     """‖a − b‖₂ of each sample's raw flattened C×H×W map (float64)."""
     return (a.double() - b.double()).reshape(len(a), -1).norm(dim=1)
 
 
-@register_metric("fidelity", direction="lower", category="faithfulness", citation=CITATION,
+@register_metric("fidelity", direction="lower", category="faithfulness",
                  description="‖M(x) − ∇f(x)‖₂ on raw maps: distance of the map from the plain gradient")
 def fidelity(ctx: MetricContext) -> Tensor:
     """‖M_σ(x) − ∇f_t(x)‖₂ per sample, with the job's model, target and output.

@@ -34,8 +34,6 @@ from torch import Tensor, nn
 
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 
-CITATION = ("Kapishnikov et al., XRAI: Better Attributions Through Regions (ICCV 2019); as used by Zhou et al. "
-            "(AdaptGrad)")
 THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 
 
@@ -139,7 +137,7 @@ def information_level_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tup
     return out
 
 
-@register_metric("information_level", direction="higher", category="faithfulness", citation=CITATION, excludes=True,
+@register_metric("information_level", direction="higher", category="faithfulness", excludes=True,
                  description="PIC AUC: score recovered per WebP byte as top-salient pixels are un-blurred (XRAI)")
 def information_level(ctx: MetricContext, thresholds: tuple[float, ...] = THRESHOLDS, mask_fraction: float = 0.01,
                       n_masks: int = 1, min_pred_value: float | None = None, keep_monotonous: bool = True,

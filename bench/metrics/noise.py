@@ -22,8 +22,6 @@ from torch import Tensor
 from bench.methods.smoothing import adaptgrad_sigma, smoothgrad_sigma
 from bench.metrics.base import MetricContext, register_metric
 
-CITATION = "Zhou et al., Rethinking the Principle of Gradient Smoothing in Model Explanation (AdaptGrad)"
-
 
 def out_of_bounds_mass(x: Tensor, sigma: Tensor, x_range: tuple[Tensor, Tensor]) -> Tensor:
     """Per-element Aᵢ, broadcasting ``sigma`` to ``x``; σᵢ = 0 means no noise, so Aᵢ = [xᵢ ∉ range]."""
@@ -56,7 +54,7 @@ def method_sigma(method: Any, x: Tensor, x_range: tuple[Tensor, Tensor]) -> Tens
     return torch.zeros((1, 1, 1, 1), device=x.device, dtype=x.dtype)
 
 
-@register_metric("inherent_noise", direction="lower", category="faithfulness", citation=CITATION,
+@register_metric("inherent_noise", direction="lower", category="faithfulness",
                  description="Mean probability that the method's input noise leaves [x_min, x_max] (AdaptGrad Eq. 9)")
 def inherent_noise(ctx: MetricContext) -> Tensor:
     a = out_of_bounds_mass(ctx.x, method_sigma(ctx.method, ctx.x, ctx.x_range), ctx.x_range)

@@ -20,7 +20,9 @@ records the job as failed.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import types
 from functools import lru_cache
 from typing import Any
 
@@ -40,12 +42,30 @@ class QuantusMetricError(GradBenchError):
     pass
 
 
+# Quantus 0.6 modules that still write ``np.NaN``, which NumPy 2.0 removed (a NameError-like
+# AttributeError when Continuity meets a changed prediction).
+NAN_ALIAS_MODULES = ("quantus.metrics.robustness.continuity",)
+
+
+class _NumpyWithNaN(types.ModuleType):
+    """NumPy as those modules see it: NumPy itself plus the old ``NaN`` alias. Only their own ``np``
+    name points here; NumPy's module, and every other user of it, stays as it is."""
+
+    NaN = np.nan
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+
 @lru_cache(maxsize=1)
 def _quantus():
     import quantus
 
-    if not hasattr(np, "NaN"):  # Quantus 0.6 still writes np.NaN (Continuity), removed in NumPy 2.0
-        np.NaN = np.nan  # type: ignore[attr-defined]
+    if not hasattr(np, "NaN"):
+        for name in NAN_ALIAS_MODULES:
+            module = importlib.import_module(name)
+            if getattr(module, "np", None) is np:
+                module.np = _NumpyWithNaN("numpy")
     return quantus
 
 

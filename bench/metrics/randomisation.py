@@ -27,7 +27,6 @@ def _num_classes(ctx: MetricContext) -> int:
 
 
 @register_metric("random_logit", direction="lower", category="randomisation",
-                 citation="Sixt, Granz & Landgraf, When Explanations Lie (ICML 2020)",
                  description="SSIM of the maps for the target and for a random other class (lower = class-sensitive)")
 def random_logit(ctx: MetricContext, seed: int = 42, num_classes: int | None = None, normalise: bool = True,
                  abs: bool = False) -> Tensor:
@@ -66,7 +65,6 @@ def randomised_layers(model: nn.Module, seed: int = 42, order: str = "top_down")
 
 
 @register_metric("mprt", direction="lower", category="randomisation",
-                 citation="Adebayo et al., Sanity Checks for Saliency Maps (NeurIPS 2018)",
                  description="Spearman between the map and maps of the model with layers re-initialised top-down")
 def mprt(ctx: MetricContext, seed: int = 42, layer_order: str = "top_down", reduce: str = "average",
          abs: bool = True) -> Tensor:

@@ -16,10 +16,6 @@ from bench.metrics.base import MetricContext, channel_sum, register_metric
 from bench.metrics.correlation import spearman
 from bench.metrics.fidelity import l2_distance
 
-ADAPTGRAD = "Zhou et al., Rethinking the Principle of Gradient Smoothing in Model Explanation (AdaptGrad)"
-STABILITY = ("Gaussian Smoothing in Saliency Maps: The Stability-Fidelity Trade-Off in Neural Network "
-             "Interpretability (arXiv 2411.05837)")
-
 
 def noabs_scale(s: Tensor) -> Tensor:
     """AdaptGrad's released ``noabsscale`` per 2-D map: clip(s / (2|p99(s)|), −1, 1).
@@ -58,7 +54,7 @@ def _twin_maps(ctx: MetricContext, twin: nn.Module, shift: float = 0.0) -> Tenso
     return maps.detach()
 
 
-@register_metric("consistency", direction="lower", category="randomisation", citation=ADAPTGRAD,
+@register_metric("consistency", direction="lower", category="randomisation",
                  description="|Spearman| between maps of the trained and a randomly initialised model (lower = better)")
 def consistency(ctx: MetricContext) -> Tensor:
     """AdaptGrad's Consistency as released: |ρ| with the random-initialisation twin's maps."""
@@ -66,7 +62,7 @@ def consistency(ctx: MetricContext) -> Tensor:
     return released_abs_spearman(ctx.maps, _twin_maps(ctx, twin))
 
 
-@register_metric("invariance", direction="higher", category="robustness", citation=ADAPTGRAD,
+@register_metric("invariance", direction="higher", category="robustness",
                  description="|Spearman| between maps of the model and of its twin trained on x+1, explained at x+1")
 def invariance(ctx: MetricContext, shift: float = 1.0) -> Tensor:
     """AdaptGrad's Invariance as released: |ρ| with the maps of the twin trained on x + shift.
@@ -89,7 +85,7 @@ def _stability_twin(ctx: MetricContext, twin: str) -> nn.Module:
     raise ValueError(f"stability: twin must be 'seed' or 'split', got '{twin}'")
 
 
-@register_metric("stability", direction="lower", category="robustness", citation=STABILITY,
+@register_metric("stability", direction="lower", category="robustness",
                  description="‖M(x; θ₁) − M(x; θ₂)‖₂ between maps of two models of the same recipe")
 def stability(ctx: MetricContext, twin: str = "auto") -> Tensor:
     """Distance of the raw maps of the job's model and its twin, both explained with the same noise
@@ -126,7 +122,6 @@ def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor
 
 
 @register_metric("max_sensitivity", direction="lower", category="robustness",
-                 citation="Yeh et al., On the (In)fidelity and Sensitivity of Explanations (NeurIPS 2019)",
                  description="Largest relative change of the map under uniform input noise of radius lower_bound")
 def max_sensitivity(ctx: MetricContext, nr_samples: int = 200, lower_bound: float = 0.2) -> Tensor:
     """Quantus ``MaxSensitivity`` (defaults: 200 draws of U(−0.2, 0.2) noise on every feature, Frobenius

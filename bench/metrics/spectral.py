@@ -14,8 +14,6 @@ from torch import Tensor
 
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 
-CITATION = "Mehrpanah et al., On the Complexity-Faithfulness Trade-off of Gradient-Based Explanations (ICCV 2025)"
-
 
 def average_ranks(v: Tensor) -> Tensor:
     """Row-wise 1-based average ranks of ``B×n`` values (``scipy.stats.rankdata``, 'average')."""
@@ -54,14 +52,14 @@ def expected_frequency(maps: Tensor) -> Tensor:
     return (p * f).sum(dim=1) / k
 
 
-@register_metric("ef", direction="lower", category="complexity", citation=CITATION,
+@register_metric("ef", direction="lower", category="complexity",
                  description="Expected frequency of the map's radial power spectrum (lower = simpler)")
 def ef(ctx: MetricContext) -> Tensor:
     ctx.side["spectrum"] = radial_spectrum(ctx.maps)
     return expected_frequency(ctx.maps)
 
 
-@register_metric("delta_ef", direction="lower", category="faithfulness", citation=CITATION,
+@register_metric("delta_ef", direction="lower", category="faithfulness",
                  description="Explanation gap |EF(method) − EF(grad)| on the same model and inputs")
 def delta_ef(ctx: MetricContext) -> Tensor:
     return (expected_frequency(ctx.maps) - expected_frequency(ctx.reference_maps("grad"))).abs()
@@ -88,7 +86,7 @@ def tail_slope(p: Tensor, full_bins: int | None = None) -> Tensor:
     return torch.where((tail > 0).all(dim=1), slope, torch.full_like(slope, float("nan")))
 
 
-@register_metric("spectrum_tail_slope", direction="lower", category="complexity", citation=CITATION, excludes=True,
+@register_metric("spectrum_tail_slope", direction="lower", category="complexity", excludes=True,
                  description="Log-log slope of the radial power spectrum's upper half (more negative = smoother)")
 def spectrum_tail_slope(ctx: MetricContext) -> Tensor:
     """Decay rate of the map's high frequencies: ``tail_slope(radial_spectrum(maps), min(H, W) // 2)``.

@@ -15,7 +15,8 @@ At sf=1 both are the same. ``augment`` adds random padded crops and flips (the C
 
 Every epoch is checkpointed (weights, optimiser, schedule and RNG states), so a killed training
 resumes where it stopped, bit-identically; a cache hit loads the bytes that training wrote, so it
-is bit-identical to retraining on CPU.
+is bit-identical to retraining on CPU. This module trains and caches; building a recipe's network
+and loading it onto a device is :mod:`bench.models.build`, the one path every caller takes.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.data import ImageDataset, load_dataset
+from bench.data import ImageDataset
 from bench.data.splits import split_indices
 from bench.data.vision import LOCATION_PARAMS
 from bench.errors import GradBenchError
-from bench.models.zoo import build_model
 
 HELD_OUT_FRACTION = 0.1
 OPTIMIZERS = ("adam", "sgd")
@@ -122,27 +122,9 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1
     return correct / max(len(x), 1)
 
 
-def _fresh_model(recipe: Recipe, data: ImageDataset, for_loading: bool = False) -> nn.Module:
-    torch.manual_seed(recipe.seed)
-    params = dict(recipe.model_params)
-    if for_loading and params.get("pretrained"):
-        params["pretrained"] = False  # the cached weights replace them: no download to load a cache hit
-    return build_model(recipe.architecture, recipe.activation, data.in_chans, data.num_classes,
-                       data.image_size, **params)
-
-
-def get_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool = True) -> TrainedModel:
-    """Load the recipe's model from the cache, or train it (resuming a killed run) and cache it."""
-    data = load_dataset(recipe.dataset, **recipe.dataset_params)
-    final = cache_dir() / f"{recipe.hash}.pt"
-    if final.exists():
-        ckpt = torch.load(final, map_location="cpu", weights_only=False)
-        model = _fresh_model(recipe, data, for_loading=True)
-        model.load_state_dict(ckpt["state_dict"])
-        return TrainedModel(model.to(device).eval(), recipe, ckpt["accuracy"], ckpt["epochs"],
-                            ckpt["test_accuracy"], ckpt.get("precision", "fp32"),
-                            tuple(ckpt.get("history", ())))
-    return _train(recipe, data, final, device, progress)
+def checkpoint_path(recipe: Recipe) -> Path:
+    """Where the recipe's trained weights are cached (``.partial.pt`` beside it while training)."""
+    return cache_dir() / f"{recipe.hash}.pt"
 
 
 def _optimizer(recipe: Recipe, model: nn.Module, total_steps: int):
@@ -174,8 +156,13 @@ def _epoch_order(n_part: int, n_draws: int, gen: torch.Generator) -> torch.Tenso
     return torch.cat(perms)[:n_draws]
 
 
-def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bool) -> TrainedModel:
+def train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | torch.device = "cpu",
+          progress: bool = True) -> None:
+    """Train ``model`` (the recipe's initial network, :func:`bench.models.build.initial_model`) by the
+    recipe and cache it at :func:`checkpoint_path`; a killed run resumes from its last epoch.
+    Load the result with :func:`bench.models.build.trained_model`."""
     device = torch.device(device)
+    final = checkpoint_path(recipe)
     x_all, y_all = data.x_train + recipe.input_shift, data.y_train
     n = len(x_all)
     n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
@@ -189,7 +176,7 @@ def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bo
     draws = n_fit if recipe.match_steps else len(part)
     steps_per_epoch = math.ceil(draws / recipe.batch_size)
 
-    model = _fresh_model(recipe, data).to(device)
+    model = model.to(device)
     opt, sched = _optimizer(recipe, model, steps_per_epoch * recipe.max_epochs)
     gen = torch.Generator().manual_seed(recipe.seed)
     amp = recipe.amp and device.type == "cuda"
@@ -265,5 +252,12 @@ def _train(recipe: Recipe, data: ImageDataset, final: Path, device, progress: bo
     partial.unlink(missing_ok=True)
     (final.with_suffix(".json")).write_text(json.dumps({"recipe": json.loads(recipe.to_json()), **meta},
                                                        indent=2))
-    # Return exactly what a cache hit would return.
-    return get_model(recipe, device, progress)
+
+
+def get_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool = True) -> TrainedModel:
+    """The old name of :func:`bench.models.build.trained_model`, kept only for ``bench/plots.py`` until
+    the board branch moves it to ``bench/board/plots.py`` calling ``trained_model``: then delete this
+    (it is the one import of build from here, an import circle tests/test_imports.py waives by name)."""
+    from bench.models.build import trained_model
+
+    return trained_model(recipe, device, progress)

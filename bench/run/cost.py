@@ -11,11 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from bench.methods import create_method
 from bench.methods.base import input_gradient
+from bench.models.build import recipe_data, recipe_from_json, scored_model, untrained_model
 
 CALIBRATION_CHUNKS = (16, 64, 256)
 
@@ -80,28 +83,19 @@ class JobEstimate:
     done: bool
 
 
-def _probe(recipe, device: torch.device):
-    """An untrained model of the recipe (same cost as the trained one) and a few inputs."""
-    from bench.data import load_dataset
-    from bench.methods.base import prepare_model
-    from bench.models.zoo import build_model
-
-    data = load_dataset(recipe.dataset, **recipe.dataset_params)
-    model = build_model(recipe.architecture, recipe.activation, data.in_chans, data.num_classes,
-                        data.image_size, **recipe.model_params).to(device)
-    return prepare_model(model, device), data
+def _probe(recipe, device: torch.device, data_root: str | Path | None = None):
+    """An untrained model of the recipe (same cost as the trained one) and its dataset."""
+    return untrained_model(recipe, device, data_root), recipe_data(recipe, data_root)
 
 
-def estimate_jobs(jobs, device: torch.device, done: set[str]) -> list[JobEstimate]:
+def estimate_jobs(jobs, device: torch.device, done: set[str], data_root: str | Path | None = None
+                  ) -> list[JobEstimate]:
     """Per job: rows through the model per input for its method, and seconds at the calibrated rate."""
-    from bench.methods import create_method
-    from bench.run.runner import scored_model
-
     calibrations: dict[tuple, Calibration] = {}
     out = []
     for job in jobs:
         r = job.recipe
-        model, data = _probe(r, device)
+        model, data = _probe(r, device, data_root)
         model = scored_model(model, job.output)
         x = data.x_test[:4].to(device)
         x_range = (data.x_min.to(device), data.x_max.to(device))
@@ -120,8 +114,7 @@ def pass_report(rows, device: torch.device) -> list[dict]:
     jobs = rows.drop_duplicates("job_id")
     report = []
     for (ds, arch, act, label), part in jobs.groupby(["dataset", "model", "activation", "method_label"]):
-        recipe = _recipe_from_row(part.iloc[0])
-        model, data = _probe(recipe, device)
+        model, data = _probe(recipe_from_json(part.iloc[0]["model_recipe"]), device)
         bound = calibrate(model, data.x_test[:4].to(device), data.num_classes)
         achieved = part["explain_passes"].sum() / part["explain_seconds"].sum()
         report.append({"dataset": ds, "model": arch, "activation": act, "method": label,
@@ -129,11 +122,3 @@ def pass_report(rows, device: torch.device) -> list[dict]:
                        "achieved_rows_per_s": achieved, "bound_rows_per_s": bound.rows_per_second,
                        "ratio": achieved / bound.rows_per_second, "best_chunk": bound.best_chunk})
     return report
-
-
-def _recipe_from_row(row):
-    import json
-
-    from bench.models.train import Recipe
-
-    return Recipe(**json.loads(row["model_recipe"]))

@@ -8,7 +8,7 @@ filesystem) and the same model cache (``$GRADBENCH_CACHE``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -18,14 +18,13 @@ from bench.job import Job
 from bench.run.results import ResultStore
 
 ENV_KEYS = ("GRADBENCH_CACHE", "GRADBENCH_DATA", "GRADBENCH_REGISTRY", "HF_HUB_OFFLINE", "OMP_NUM_THREADS")
+# The job a worker runs: ``task(job, store_root, device) -> (job, error or None)``. The runner hands
+# it over (bench.run.runner.run_on_worker), so this module needs nothing from the runner.
+JobTask = Callable[[Job, str, str], tuple[Job, str | None]]
 
 
-def _job_task(job: Job, results_root: str, store_root: str, device: str, chunk_size: int | None,
-              fast: bool) -> tuple[Job, str | None]:
-    from bench.run.runner import Runner
-
-    runner = Runner(results_root, device=device, chunk_size=chunk_size, progress=False, fast=fast)
-    return runner.run_job(job, ResultStore(store_root))
+def _run(task: JobTask, job: Job, store_root: str, device: str) -> tuple[Job, str | None]:
+    return task(job, store_root, device)  # ray.remote takes functions, not partials: the task is an argument
 
 
 def task_resources(num_gpus: float | None, device: torch.device, cuda: bool) -> tuple[float, str]:
@@ -36,8 +35,11 @@ def task_resources(num_gpus: float | None, device: torch.device, cuda: bool) -> 
     return gpus, "auto" if device.type == "cuda" or gpus else "cpu"
 
 
-def run_on_ray(runner, jobs: list[Job], store: ResultStore, address: str | None,
-               num_gpus: float | None) -> Iterator[tuple[Job, str | None]]:
+def run_on_ray(task: JobTask, jobs: list[Job], store: ResultStore, address: str | None,
+               num_gpus: float | None, device: torch.device, progress: bool = True
+               ) -> Iterator[tuple[Job, str | None]]:
+    """Each job as a Ray task running ``task`` (picklable: a module-level function or a partial of one);
+    outcomes are yielded as tasks finish."""
     try:
         import ray
     except ImportError:
@@ -48,11 +50,10 @@ def run_on_ray(runner, jobs: list[Job], store: ResultStore, address: str | None,
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
         ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **kwargs)
-    gpus, device = task_resources(num_gpus, runner.device, torch.cuda.is_available())
-    task = ray.remote(num_gpus=gpus, num_cpus=1)(_job_task)
-    refs = [task.remote(job, str(runner.results_root), str(store.root), device, runner.chunk_size, runner.fast)
-            for job in jobs]
-    with tqdm(total=len(refs), desc="ray", unit="job", disable=not runner.progress) as bar:
+    gpus, worker_device = task_resources(num_gpus, device, torch.cuda.is_available())
+    remote = ray.remote(num_gpus=gpus, num_cpus=1)(_run)
+    refs = [remote.remote(task, job, str(store.root), worker_device) for job in jobs]
+    with tqdm(total=len(refs), desc="ray", unit="job", disable=not progress) as bar:
         pending = refs
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

@@ -9,6 +9,7 @@ import fnmatch
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bench.data import load_dataset
 from bench.errors import MethodOutputError, SuiteError
 from bench.job import Job, canonical_json
-from bench.methods import create_method, prepare_model
+from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
-from bench.models.train import TrainedModel, get_model
+from bench.models.build import recipe_data, scored_model, trained_model
+from bench.models.train import TrainedModel
 from bench.provenance import (
+    allow_tf32,
     device_name,
     git_commit,
     package_version,
@@ -59,34 +61,30 @@ def check_maps(maps: Tensor, x: Tensor, method: str) -> None:
         raise MethodOutputError(f"method '{method}' returned {bad} non-finite values (NaN/inf)")
 
 
-def scored_model(model: nn.Module, output: str) -> nn.Module:
-    return nn.Sequential(model, nn.LogSoftmax(dim=1)) if output == "log_softmax" else model
-
-
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
-                 chunk_size: int | None = None, progress: bool = True, fast: bool = False):
+                 chunk_size: int | None = None, progress: bool = True, fast: bool = False,
+                 data_root: Path | str | None = None):
         self.results_root = results_root  # a local folder or a URI (bench.run.results.join joins both)
         self.device = resolve_device(device)
-        self.fast = fast
-        # TF32 changes gradients at the 1e-3 level; exact float32 unless the user asks for speed.
-        torch.backends.cuda.matmul.allow_tf32 = fast
-        torch.backends.cudnn.allow_tf32 = fast
+        self.fast = fast  # TF32 on CUDA while a job runs (allow_tf32); recorded in the rows
         self.chunk_size = chunk_size
         self.progress = progress
+        self.data_root = data_root  # where dataset files lie (None: $GRADBENCH_DATA or the cache)
         self._models: dict[str, TrainedModel] = {}
 
     def model_for(self, recipe) -> TrainedModel:
         if recipe.hash not in self._models:
-            self._models[recipe.hash] = get_model(recipe, self.device, progress=self.progress)
+            self._models[recipe.hash] = trained_model(recipe, self.device, progress=self.progress,
+                                                      data_root=self.data_root)
         return self._models[recipe.hash]
 
     def scored(self, recipe, output: str) -> nn.Module:
         """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
-        return prepare_model(scored_model(self.model_for(recipe).model, output), self.device)
+        return scored_model(self.model_for(recipe).model, output)  # trained_model prepared it
 
     def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame | None]:
-        data = load_dataset(job.dataset, **job.recipe.dataset_params)
+        data = recipe_data(job.recipe, self.data_root)
         if job.samples > len(data.x_test):
             raise ValueError(f"job asks for {job.samples} samples; {job.dataset} has {len(data.x_test)} test images")
         trained = self.model_for(job.recipe)
@@ -191,7 +189,10 @@ class Runner:
         if executor == "ray":
             from bench.run.ray import run_on_ray
 
-            outcomes = run_on_ray(self, todo, store, address, num_gpus if num_gpus is not None else suite.num_gpus)
+            task = partial(run_on_worker, results_root=str(self.results_root), chunk_size=self.chunk_size,
+                           fast=self.fast, data_root=self.data_root)
+            outcomes = run_on_ray(task, todo, store, address, num_gpus if num_gpus is not None else suite.num_gpus,
+                                  self.device, self.progress)
         elif executor == "local":
             outcomes = (self.run_job(job, store) for job in
                         tqdm(todo, desc=suite.name, unit="job", disable=not self.progress))
@@ -207,9 +208,18 @@ class Runner:
     def run_job(self, job: Job, store: ResultStore) -> tuple[Job, str | None]:
         """Execute one job and write its rows, or its failure record; never raises."""
         try:
-            rows, samples, spectrum = self.execute(job)
+            with allow_tf32(self.fast):  # TF32 changes gradients at the 1e-3 level: only when asked
+                rows, samples, spectrum = self.execute(job)
             store.write(job, rows, samples, spectrum)
             return job, None
         except Exception as e:  # recorded; the other jobs go on
             store.write_failure(job, e)
             return job, f"{type(e).__name__}: {e}"
+
+
+def run_on_worker(job: Job, store_root: str, device: str, *, results_root: str, chunk_size: int | None,
+                  fast: bool, data_root: Path | str | None) -> tuple[Job, str | None]:
+    """One job in a worker process (the Ray executor's task): a runner of its own, no progress bars."""
+    runner = Runner(results_root, device=device, chunk_size=chunk_size, progress=False, fast=fast,
+                    data_root=data_root)
+    return runner.run_job(job, ResultStore(store_root))

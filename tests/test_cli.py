@@ -1,0 +1,107 @@
+"""Bad input at the CLI: one line on stderr naming the fix, a non-zero exit, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_suite_text
+
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _suite(tmp_path: Path, old: str, new: str) -> str:
+    text = tiny_suite_text()
+    assert old in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace(old, new, 1))
+    return str(path)
+
+
+MODEL = 'architecture = "cnn-small"'
+BAD_SUITES = {  # (what the tiny suite says, what the bad one says, a word the message must have)
+    "name is a number": ('name = "tiny"', "name = 5", "name"),
+    "name escapes the results folder": ('name = "tiny"', 'name = "../escape_x"', "name"),
+    "name is an absolute path": ('name = "tiny"', 'name = "/tmp/abs"', "name"),
+    "name has spaces": ('name = "tiny"', 'name = "two words"', "name"),
+    "seeds is not a list": (MODEL, MODEL + "\nseeds = 0", "seeds"),
+    "seeds holds a float": (MODEL, MODEL + "\nseeds = [0, 1.5]", "seeds"),
+    "samples is 0": ("samples = 6", "samples = 0", "samples"),
+    "seed is a fraction": ("seed = 0", "seed = 0.5", "seed"),
+    "accuracy cap above 1": (MODEL, MODEL + "\naccuracy_cap = 1.5", "accuracy_cap"),
+    "accuracy cap of a dataset is 0": (MODEL, MODEL + "\naccuracy_cap = { shapes = 0 }", "accuracy_cap"),
+}
+BAD_FLAGS = {
+    "unknown device": (["--device", "tpu"], "device"),
+    "negative chunk size": (["--chunk-size", "-3"], "chunk-size"),
+    "zero chunk size": (["--chunk-size", "0"], "chunk-size"),
+    "fractional chunk size": (["--chunk-size", "0.5"], "chunk-size"),
+}
+
+
+def _refused(argv: list[str], capsys, word: str) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's usage errors exit
+        code = e.code
+    err = capsys.readouterr().err
+    assert code not in (0, None)
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert word in err
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("case", sorted(BAD_SUITES))
+def test_bad_suite_values_are_one_line_and_write_nothing(tmp_path, capsys, case, dry_run):
+    old, new, word = BAD_SUITES[case]
+    results = tmp_path / "results"
+    argv = ["run", _suite(tmp_path, old, new), "--results", str(results), "--quiet"]
+    _refused(argv + ["--dry-run"] * dry_run, capsys, word)
+    assert not results.exists()
+    assert not (tmp_path / "escape_x").exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("case", sorted(BAD_FLAGS))
+def test_bad_flags_are_one_line_and_write_nothing(tmp_path, tiny_suite, capsys, case, dry_run):
+    flags, word = BAD_FLAGS[case]
+    results = tmp_path / "results"
+    _refused(["run", tiny_suite(), "--results", str(results), *flags] + ["--dry-run"] * dry_run, capsys, word)
+    assert not results.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_cuda_without_cuda(tmp_path, tiny_suite, capsys, dry_run):
+    results = tmp_path / "results"
+    _refused(["run", tiny_suite(), "--results", str(results), "--device", "cuda"] + ["--dry-run"] * dry_run,
+             capsys, "CUDA is not available")
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_unknown_suite(tmp_path, capsys, dry_run):
+    results = tmp_path / "results"
+    _refused(["run", "defualt", "--results", str(results)] + ["--dry-run"] * dry_run, capsys, "did you mean 'default'")
+    assert not results.exists()
+
+
+def test_the_installed_command_prints_one_line(tmp_path):
+    """The issue's example end to end, in a fresh interpreter: it used to print a torch traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "default", "--device", "tpu", "--results",
+                           str(tmp_path / "results")], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode != 0 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "--device 'tpu'" in done.stderr and not (tmp_path / "results").exists()
+
+
+def test_a_good_suite_still_passes_the_value_checks(tmp_path, tiny_suite, capsys):
+    assert main(["run", tiny_suite(), "--results", str(tmp_path / "results"), "--dry-run"]) == 0
+    assert "tiny: 2 jobs" in capsys.readouterr().out

@@ -4,6 +4,13 @@ A method is ``method(model, x, target, *, x_range, generator) -> Tensor`` with t
 on ``x``'s device, float32. ``model`` maps ``B×C×H×W`` to ``B×K`` scores (the runner has already
 applied the job's ``output`` choice, logit or log-softmax); ``target`` holds ``B`` class indices;
 ``x_range`` is the per-channel ``(x_min, x_max)`` of the dataset's normalised input space.
+
+``Method.__call__`` enforces the output contract (``check_maps``), the only place that does, so
+the runner, submissions, metrics that re-explain and composite methods all get checked maps. A
+method declares, at ``register_method``: ``stochastic``, ``linear`` and ``input_noise`` (the σ of
+the input noise it adds, read by ``inherent_noise`` and the plots; never guessed from names).
+Parameter values are checked against the function's annotations when the method is created
+(``bench.methods.params``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from bench import registry
-from bench.errors import GradBenchError
+from bench.errors import GradBenchError, MethodOutputError
 from bench.leaderboard import SUBMISSIONS, load_board_config, write_board
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
 from bench.models.build import recipe_data, scored_model, untrained_model
@@ -163,6 +163,8 @@ def _call(method: Method, model, x: Tensor, target: Tensor, x_range, global_seed
     gen = torch.Generator(device=x.device).manual_seed(0)
     try:
         out = method(model, x, target, x_range=x_range, generator=gen)
+    except MethodOutputError as e:  # Method.__call__ checked the maps: shape, dtype, device, finite
+        raise SubmissionError(str(e)) from None
     except Exception as e:
         raise SubmissionError(f"method '{method.name}' raised {type(e).__name__}: {e} "
                               f"(on a batch of {len(x)} inputs of shape {tuple(x.shape[1:])})") from None
@@ -171,17 +173,10 @@ def _call(method: Method, model, x: Tensor, target: Tensor, x_range, global_seed
 
 def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seconds_per_map: float) -> Validation:
     """Shape, dtype, device, finiteness, no input mutation, determinism, batch = items, speed."""
-    from bench.errors import MethodOutputError
-    from bench.run.runner import check_maps
-
     x_before = x.clone()
     t0 = time.perf_counter()
     maps, gen = _call(method, model, x, target, x_range, global_seed=1)
     first = time.perf_counter() - t0
-    try:
-        check_maps(maps, x, method.name)
-    except MethodOutputError as e:
-        raise SubmissionError(str(e)) from None
     if not torch.equal(x, x_before):
         raise SubmissionError(f"method '{method.name}' modified its input x in place; work on a copy")
     stochastic = not torch.equal(gen.get_state(), torch.Generator(device=x.device).manual_seed(0).get_state())

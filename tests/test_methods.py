@@ -3,6 +3,7 @@ models left as found, and the guard rail against non-finite maps."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,11 +14,11 @@ from torch.func import functional_call
 
 from bench.errors import MethodOutputError
 from bench.methods import create_method, prepare_model
+from bench.methods.base import check_maps
 from bench.methods.cam import auto_layer, trace_calls
 from bench.methods.noise import classifier_name, perturbed_parameters
 from bench.methods.smoothing import adaptgrad_sigma, smoothgrad_sigma
 from bench.registry import methods
-from bench.run.runner import check_maps
 
 # Small sample counts keep the test run fast; the defaults are checked by registry tests.
 FAST = {"smoothgrad": {"n": 3}, "adaptgrad": {"n": 3}, "noisegrad": {"n": 3}, "fusiongrad": {"n": 2, "m": 2},
@@ -335,7 +336,8 @@ def test_nan_method_fails_its_job_with_a_clear_message(tmp_path, tiny_suite, mon
         method = real(name, **params)
         if name != "smoothgrad":
             return method
-        return lambda *a, **k: method(*a, **k) * float("nan")
+        # a Method whose function returns NaN maps: Method.__call__ must refuse them
+        return dataclasses.replace(method, fn=lambda *a, **k: method.fn(*a, **k) * float("nan"))
 
     monkeypatch.setattr(bench.run.runner, "create_method", nan_smoothgrad)
     report = bench.run.runner.Runner(tmp_path, device="cpu", progress=False).run(load_suite(tiny_suite()))

@@ -8,9 +8,9 @@ import torch
 from test_methods import assert_unchanged, model_fingerprint
 
 from bench.methods import create_method
+from bench.methods.base import check_maps
 from bench.methods.cam import auto_layer, trace_calls
 from bench.methods.noise import classifier_name
-from bench.run.runner import check_maps
 
 # name, timm kwargs, input side, the last conv block Grad-CAM must find. The big ones take 1.4–1.8 s
 # each on one idle core (2.5–3 s on a loaded one): under the ~3 s bar for @pytest.mark.slow.

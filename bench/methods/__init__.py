@@ -1,6 +1,8 @@
 """Explanation methods. Import order registers them."""
 
 from bench.methods import cam, gradient, integrated, noise, smoothing  # noqa: F401  (registration)
-from bench.methods.base import Method, create_method, input_gradient, prepare_model
+from bench.methods.base import Method, check_maps, create_method, input_gradient, prepare_model, register_method
+from bench.methods.params import ParameterError
 
-__all__ = ["Method", "create_method", "input_gradient", "prepare_model"]
+__all__ = ["Method", "ParameterError", "check_maps", "create_method", "input_gradient", "prepare_model",
+           "register_method"]

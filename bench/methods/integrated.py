@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
 from bench.methods.base import input_gradient, register_method
+from bench.methods.params import PositiveInt
 
-BASELINES = ("zero", "black", "white")
+Baseline = Literal["zero", "black", "white"]
+BASELINES = get_args(Baseline)
 
 
 def baseline_for(x: Tensor, baseline: str, x_range: tuple[Tensor, Tensor]) -> Tensor:
@@ -21,7 +25,7 @@ def baseline_for(x: Tensor, baseline: str, x_range: tuple[Tensor, Tensor]) -> Te
 
 @register_method("integrated_gradients", defaults={"steps": 32, "baseline": "zero"}, linear=True)
 def integrated_gradients(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
-                         steps: int = 32, baseline: str = "zero") -> Tensor:
+                         steps: PositiveInt = 32, baseline: Baseline = "zero") -> Tensor:
     """Integrated Gradients: (x−x₀) ⊙ mean_k ∇f(x₀ + k/m·(x−x₀)), right Riemann sum."""
     x0 = baseline_for(x, baseline, x_range)
     alphas = torch.arange(1, steps + 1, device=x.device, dtype=x.dtype) / steps

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from bench.methods.base import Method, create_method, register_method, resolve_base
+from bench.methods.base import Method, base_noise, create_method, register_method, resolve_base
+from bench.methods.params import NonNegative, PositiveInt
 
 COPY_BYTES = 1 << 30  # weight copies held at once: k·|θ| stays under this (resnet50: 10 copies)
 
@@ -91,9 +92,22 @@ class CopyMean(nn.Module):
         return sum(functional_call(self.model, self.copy(c), (x,)) for c in range(self.k)) / self.k
 
 
-@register_method("noisegrad", defaults={"n": 50, "sigma": 0.2, "base": "grad"}, stochastic=True)
-def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
-              sigma: float = 0.2, base: str | Method = "grad", base_params: dict[str, Any] | None = None,
+def noisegrad_noise(x: Tensor, x_range: tuple[Tensor, Tensor], *, base: str | Method,
+                    base_params: dict[str, Any] | None) -> Tensor | None:
+    """NoiseGrad perturbs weights, not inputs: its input noise is its base's (None for grad)."""
+    return base_noise(None, base, base_params, x, x_range)
+
+
+def fusiongrad_noise(x: Tensor, x_range: tuple[Tensor, Tensor], *, alpha: float, base: str | Method,
+                     base_params: dict[str, Any] | None) -> Tensor | None:
+    """The input σ of FusionGrad's inner SmoothGrad, α·(x_max − x_min); its weight σ is not input noise."""
+    return create_method("smoothgrad", alpha=alpha, base=base, base_params=base_params).input_noise(x, x_range)
+
+
+@register_method("noisegrad", defaults={"n": 50, "sigma": 0.2, "base": "grad"}, stochastic=True,
+                 input_noise=noisegrad_noise)
+def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 50,
+              sigma: NonNegative = 0.2, base: str | Method = "grad", base_params: dict[str, Any] | None = None,
               classifier: str | None = "auto", vmap: bool | None = None) -> Tensor:
     """NoiseGrad: mean of the base map over N model copies with N(1, σ²) multiplicative weight noise."""
     use_vmap = x.device.type == "cuda" if vmap is None else vmap
@@ -114,9 +128,9 @@ def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_siz
 
 
 @register_method("fusiongrad", defaults={"n": 10, "m": 10, "sigma": 0.2, "alpha": 0.15, "base": "grad"},
-                 stochastic=True)
-def fusiongrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 10, m: int = 10,
-               sigma: float = 0.2, alpha: float = 0.15, base: str | Method = "grad",
+                 stochastic=True, input_noise=fusiongrad_noise)
+def fusiongrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 10,
+               m: PositiveInt = 10, sigma: NonNegative = 0.2, alpha: NonNegative = 0.15, base: str | Method = "grad",
                base_params: dict[str, Any] | None = None, classifier: str | None = "auto") -> Tensor:
     """FusionGrad: NoiseGrad × SmoothGrad, N weight copies each with M input perturbations."""
     # Copy-major, as in the NoiseGrad++ and AdaptGrad releases: copy i, then its M input noises.

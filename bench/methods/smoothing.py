@@ -10,12 +10,15 @@ loop's draw order ε₁, base draws, ε₂, … is kept and the base batches its
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from bench.methods.base import Method, register_method, resolve_base
+from bench.methods.base import Method, base_noise, register_method, resolve_base
+from bench.methods.params import NonNegative, OpenUnit, PositiveInt
+
+Rule = Literal["eq13", "released"]
 
 
 def smoothgrad_sigma(x: Tensor, x_range: tuple[Tensor, Tensor], alpha: float | None,
@@ -58,9 +61,23 @@ def smooth(base: Method, model, x: Tensor, target: Tensor, sigma: Tensor, n: int
     return total / n
 
 
-@register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"}, stochastic=True)
-def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
-               alpha: float = 0.15, sigma: float | None = None, base: str = "grad",
+def smoothgrad_noise(x: Tensor, x_range: tuple[Tensor, Tensor], *, alpha: float, sigma: float | None,
+                     base: str | Method, base_params: dict[str, Any] | None) -> Tensor | None:
+    """SmoothGrad's input σ (α·range or the absolute σ), with its base's if that adds noise too."""
+    return base_noise(smoothgrad_sigma(x, x_range, alpha, sigma), base, base_params, x, x_range)
+
+
+def adaptgrad_noise(x: Tensor, x_range: tuple[Tensor, Tensor], *, c: float, rule: str, base: str | Method,
+                    base_params: dict[str, Any] | None) -> Tensor | None:
+    """AdaptGrad's σᵢ of its rule (the released rule's clean (N+1)-th term is not counted), with its
+    base's if that adds noise too."""
+    return base_noise(adaptgrad_sigma(x, x_range, c, rule), base, base_params, x, x_range)
+
+
+@register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"}, stochastic=True,
+                 input_noise=smoothgrad_noise)
+def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 50,
+               alpha: NonNegative = 0.15, sigma: NonNegative | None = None, base: str | Method = "grad",
                base_params: dict[str, Any] | None = None) -> Tensor:
     """SmoothGrad: mean of the base map over N Gaussian perturbations, σ = α·(x_max−x_min)."""
     s = smoothgrad_sigma(x, x_range, alpha, sigma)
@@ -68,9 +85,10 @@ def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_si
                   chunk_size)
 
 
-@register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"}, stochastic=True)
-def adaptgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: int = 50,
-              c: float = 0.95, rule: str = "eq13", base: str = "grad",
+@register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"}, stochastic=True,
+                 input_noise=adaptgrad_noise)
+def adaptgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 50,
+              c: OpenUnit = 0.95, rule: Rule = "eq13", base: str | Method = "grad",
               base_params: dict[str, Any] | None = None) -> Tensor:
     """AdaptGrad: per-pixel σ from confidence level c, so noise rarely leaves [x_min, x_max]."""
     b = resolve_base(base, base_params)

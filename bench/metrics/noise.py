@@ -1,9 +1,10 @@
 """AdaptGrad's inherent noise: the probability mass of the smoothing noise that leaves the input range.
 
 Aᵢ = 1 − ½erf((x_max − xᵢ)/(√2σᵢ)) + ½erf((x_min − xᵢ)/(√2σᵢ)) (Zhou et al., Eq. 9–10), averaged
-over the elements of each input. σ is the method's own: SmoothGrad's α·(x_max − x_min) (or its
-absolute σ), AdaptGrad's per-element σᵢ of Eq. 13 or of the released code; 0 for methods that add
-no input noise.
+over the elements of each input. σ is what the method declares (``Method.input_noise``):
+SmoothGrad's α·(x_max − x_min) (or its absolute σ), AdaptGrad's per-element σᵢ of Eq. 13 or of the
+released code, FusionGrad's input σ α·(x_max − x_min) (not its weight σ); 0 for methods that add no
+input noise (NoiseGrad's noise is on the weights).
 
 Reference values, x uniform on [−2.12, 2.64] (the paper's Figure 3 setting): SmoothGrad α = 0.2 →
 0.159577 (= α√(2/π)); AdaptGrad c = 0.95 → 0.013353 with Eq. 13's z = √2·erfinv((1+c)/2), 0.027067
@@ -12,14 +13,12 @@ with the released z = √2·erfinv(c). The paper prints 0.01424, which neither r
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from bench.methods.smoothing import adaptgrad_sigma, smoothgrad_sigma
 from bench.metrics.base import MetricContext, register_metric
 
 
@@ -33,25 +32,14 @@ def out_of_bounds_mass(x: Tensor, sigma: Tensor, x_range: tuple[Tensor, Tensor])
     return torch.where(sigma > 0, a, ((x > hi) | (x < lo)).double())
 
 
-def _params(method: Any) -> dict[str, Any]:
-    """The method's bound parameters over its function's defaults."""
-    sig = inspect.signature(method.fn)
-    defaults = {n: p.default for n, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
-    return {**defaults, **method.params}
-
-
 def method_sigma(method: Any, x: Tensor, x_range: tuple[Tensor, Tensor]) -> Tensor:
-    """The input-noise σ a method uses at ``x`` (broadcastable to ``x``); 0 for noise-free methods."""
-    if not hasattr(method, "fn") or not hasattr(method, "params"):
+    """The σ of the input noise the method declares at ``x`` (``Method.input_noise``), broadcastable
+    to ``x``; 0 for a method that adds none."""
+    if not callable(getattr(method, "input_noise", None)):
         raise TypeError("inherent_noise needs the job's method as a bench Method (bench.methods.create_method), "
                         f"got {type(method).__name__}")
-    p = _params(method)
-    lo, hi = x_range[0].to(x.device, x.dtype), x_range[1].to(x.device, x.dtype)
-    if method.name == "adaptgrad":
-        return adaptgrad_sigma(x, (lo, hi), p["c"], p.get("rule", "eq13"))
-    if "alpha" in p or "sigma" in p:  # SmoothGrad and methods built on its σ rule (FusionGrad's input noise)
-        return smoothgrad_sigma(x, (lo, hi), p.get("alpha"), p.get("sigma"))
-    return torch.zeros((1, 1, 1, 1), device=x.device, dtype=x.dtype)
+    sigma = method.input_noise(x, x_range)
+    return torch.zeros((1, 1, 1, 1), device=x.device, dtype=x.dtype) if sigma is None else sigma
 
 
 @register_metric("inherent_noise", direction="lower", category="faithfulness",

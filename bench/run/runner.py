@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from bench.errors import MethodOutputError, SuiteError
@@ -45,20 +45,6 @@ class RunReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def check_maps(maps: Tensor, x: Tensor, method: str) -> None:
-    """A method's output must be float32, the input's shape and finite: never a silent NaN."""
-    if not isinstance(maps, Tensor):
-        raise MethodOutputError(f"method '{method}' returned {type(maps).__name__}, not a Tensor")
-    if maps.shape != x.shape:
-        raise MethodOutputError(f"method '{method}' returned shape {tuple(maps.shape)}, "
-                                f"expected the input's {tuple(x.shape)}")
-    if maps.dtype != torch.float32:
-        raise MethodOutputError(f"method '{method}' returned {maps.dtype}, expected torch.float32")
-    if maps.device != x.device:
-        raise MethodOutputError(f"method '{method}' returned a map on {maps.device}, input on {x.device}")
-    bad = (~torch.isfinite(maps)).sum().item()
-    if bad:
-        raise MethodOutputError(f"method '{method}' returned {bad} non-finite values (NaN/inf)")
 
 
 class Runner:
@@ -99,12 +85,12 @@ class Runner:
             target = y
         generator = torch.Generator(device=dev).manual_seed(job.seed)
         x_range = (data.x_min.to(dev), data.x_max.to(dev))
-        method = create_method(job.method, **job.method_params)
+        # Method.__call__ checks the maps (shape, dtype, device, finite), naming the job's label
+        method = create_method(job.method, **job.method_params).labelled(job.method_label or job.method)
 
         t0 = time.perf_counter()
         with PassCounter(model) as passes:
             maps = method(model, x, target, x_range=x_range, generator=generator, chunk_size=self.chunk_size)
-        check_maps(maps, x, job.method_label or job.method)
         maps = maps.detach()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.metrics.base import MetricContext, channel_sum, register_metric
-from bench.metrics.spectral import average_ranks
+from bench.metrics.correlation import spearman
 
 CITATION = "Choi & Farnia, Generalization of Interpretable Deep Learning Requires More Data"
 
@@ -60,15 +60,6 @@ def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = 
     return ctx.cache[key]
 
 
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise Spearman correlation of ``B×n`` values (average ranks for ties; 0 for a constant row)."""
-    ra, rb = average_ranks(a.double()), average_ranks(b.double())
-    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
-    denom = ra.norm(dim=1) * rb.norm(dim=1)
-    # A constant map has no ranking to agree with: scipy gives NaN, we give 0 (no agreement).
-    return torch.where(denom > 0, (ra * rb).sum(1) / denom.clamp_min(1e-300), torch.zeros_like(denom))
-
-
 def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     """Row-wise |top-k(a) ∩ top-k(b)| / k of ``B×n`` values (ties broken by ``torch.topk``)."""
     if not 0 < k <= a.shape[1]:
@@ -82,7 +73,8 @@ def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
                  description="Spearman correlation of the 2-D maps of two models trained on disjoint splits")
 def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
     m1, m2 = pair_maps(ctx, same_init)
-    return spearman(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1))
+    # A constant map has no ranking to agree with: 0 (no agreement), where SciPy says NaN.
+    return spearman(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1), norm_product=True).nan_to_num(nan=0.0)
 
 
 @register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,

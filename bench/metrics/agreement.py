@@ -44,8 +44,7 @@ def explain_same_noise(ctx: MetricContext, model: nn.Module, target: Tensor) -> 
     gen = None
     if ctx.generator is not None:  # the job's maps were the first draws of a generator with this seed
         gen = torch.Generator(device=ctx.generator.device).manual_seed(ctx.generator.initial_seed())
-    return ctx.method(model, ctx.x, target, x_range=ctx.x_range, generator=gen,
-                      chunk_size=ctx.chunk_size).detach()
+    return ctx.explain(model=model, target=target, generator=gen).detach()
 
 
 def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = False) -> tuple[Tensor, Tensor]:
@@ -70,6 +69,7 @@ def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
 
 
 @register_metric("split_rank_corr", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",), reexplains=True,
                  description="Spearman correlation of the 2-D maps of two models trained on disjoint splits")
 def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
     m1, m2 = pair_maps(ctx, same_init)
@@ -78,6 +78,7 @@ def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
 
 
 @register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",), reexplains=True,
                  description="Shared fraction of the top-k pixels of the 2-D maps of two disjoint-split models")
 def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = False,
                             same_init: bool = False) -> Tensor:
@@ -89,6 +90,7 @@ def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = F
 
 
 @register_metric("split_l2", direction="lower", category="agreement", citation=CITATION,
+                 twins=("pair",), reexplains=True,
                  description="‖M₁ − M₂‖₂ of the raw maps (target = label) of two disjoint-split models")
 def split_l2(ctx: MetricContext, same_init: bool = False) -> Tensor:
     m1, m2 = pair_maps(ctx, same_init, label_target=True)
@@ -96,6 +98,7 @@ def split_l2(ctx: MetricContext, same_init: bool = False) -> Tensor:
 
 
 @register_metric("split_prediction_agreement", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",),
                  description="Fraction of equal predicted labels of two disjoint-split models")
 def split_prediction_agreement(ctx: MetricContext, same_init: bool = False) -> Tensor:
     twin = _twin(ctx, same_init)

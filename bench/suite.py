@@ -181,7 +181,9 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     metrics = tuple(MetricSpec(n, p) for n, p in _named(spec["metrics"], "metrics"))
     for m in metrics:
         _check_params(registry.metrics, m.name, m.params, "metrics")
-        registry.metrics.create(m.name, **m.params)
+    needs = [(m.name, registry.metrics.create(m.name, **m.params)) for m in metrics]  # their declarations
+    for name, _ in datasets:
+        _check_masks(needs, name)
     methods: list[tuple[str, dict[str, Any], str]] = []
     for name, params in _named(spec["methods"], "methods"):
         _check_params(registry.methods, name, params, "methods")
@@ -207,6 +209,7 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
         sfs = sfs if isinstance(sfs, list) else [sfs]
         if not set(sfs) <= set(SPLIT_FACTORS):
             raise SuiteError(f"models[{i}].split_factor {sfs}: each must be one of {list(SPLIT_FACTORS)}")
+        _check_twins(needs, sfs, i)
         for (ds, ds_params), act, mseed, sf in itertools.product(datasets, activations, m.get("seeds", [0]), sfs):
             recipe = Recipe(
                 architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
@@ -228,6 +231,26 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
         raise SuiteError(f"num_gpus must be a number ≥ 0 (GPUs per job's Ray task), got {num_gpus!r}")
     return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), _sanity(spec.get("sanity", {})),
                  tuple(claims), None if num_gpus is None else float(num_gpus))
+
+
+def _check_masks(needs: list[tuple[str, Any]], dataset: str) -> None:
+    """A metric that reads ground-truth masks needs a dataset that declares them (``masks=True``)."""
+    if registry.datasets.get(dataset).meta.get("masks"):
+        return
+    for name, metric in needs:
+        if getattr(metric, "masks", False):
+            having = [d for d in registry.datasets.list() if registry.datasets.get(d).meta.get("masks")]
+            raise SuiteError(f"metric '{name}' needs ground-truth masks, which dataset '{dataset}' does not "
+                             f"provide; use a dataset with masks ({', '.join(having) or 'none registered'}) "
+                             "or drop the metric")
+
+
+def _check_twins(needs: list[tuple[str, Any]], split_factors: list[int], i: int) -> None:
+    """A metric whose twin is the other part of a split needs models trained on split parts."""
+    for name, metric in needs:
+        if "split" in getattr(metric, "twins", ()) and 1 in split_factors:
+            raise SuiteError(f"metric '{name}' compares the other part of a split, but models[{i}] has "
+                             "split_factor 1; set split_factor ≥ 2 in that [[models]] table")
 
 
 def _sanity(table: Any) -> dict[str, float]:

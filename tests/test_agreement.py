@@ -4,25 +4,38 @@ import scipy.stats
 import torch
 
 from bench.metrics import MetricContext, create_metric
-from bench.metrics.agreement import spearman, topk_intersection, twin_changes
+from bench.metrics.agreement import topk_intersection, twin_changes
+from bench.metrics.correlation import spearman
 from bench.models.train import Recipe
 from bench.run.results import load_rows
 from bench.run.runner import Runner
 from bench.suite import load_suite
 
 
-def test_spearman_equals_scipy_with_ties():
+@pytest.mark.parametrize("norm_product", [False, True])
+def test_spearman_equals_scipy_with_ties(norm_product):
     g = torch.Generator().manual_seed(0)
     a = torch.randn(5, 200, generator=g).double()
     b = (a + torch.randn(5, 200, generator=g)).round(decimals=1)  # ties in b
-    ours = spearman(a, b)
+    ours = spearman(a, b, norm_product=norm_product)
     for i in range(5):
         ref = scipy.stats.spearmanr(a[i].numpy(), b[i].numpy()).statistic
         assert ours[i].item() == pytest.approx(ref, abs=1e-12)
 
 
-def test_spearman_of_a_constant_map_is_zero():
-    assert spearman(torch.ones(1, 10), torch.arange(10.0)[None]).item() == 0.0
+@pytest.mark.parametrize("norm_product", [False, True])
+def test_spearman_of_a_constant_map_is_nan_as_scipy(norm_product):
+    # scipy.stats.spearmanr(constant, ramp) is NaN (with a ConstantInputWarning)
+    assert spearman(torch.ones(1, 10), torch.arange(10.0)[None], norm_product=norm_product).isnan().all()
+
+
+def test_split_rank_corr_scores_a_constant_map_zero(shapes_batch):
+    """The call site's rule: a map with no ranking agrees with nothing (0), where Spearman is NaN."""
+    x, y = shapes_batch
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 6))
+    torch.nn.init.zeros_(flat[1].weight)  # the score ignores the input: every gradient map is 0
+    ctx, _ = _ctx(flat, flat, x, y % 6, "grad")
+    assert torch.equal(create_metric("split_rank_corr")(ctx), torch.zeros(len(x), dtype=torch.float64))
 
 
 def test_topk_of_identical_maps_is_one():

@@ -104,7 +104,7 @@ def generate_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[Tensor, Tens
 
 
 @datasets.register("shapes", defaults={"image_size": 32, "n_train": 5000, "n_test": 1000, "seed": 0},
-                   citation="GradBench embedded dataset")
+                   citation="GradBench embedded dataset", masks=True)  # masks: suites may ask for mask metrics
 def shapes(image_size: int = 32, n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> ImageDataset:
     """Embedded: 6 textured shapes on clutter, RGB, with ground-truth object masks (no download)."""
     if image_size not in (32, 64):

@@ -12,7 +12,8 @@ from bench.metrics import (  # noqa: F401  (registration)
     robustness,
     spectral,
 )
-from bench.metrics.base import Metric, MetricContext, create_metric
+from bench.metrics.base import TWIN_KINDS, Metric, MetricContext, SideTable, create_metric, register_metric
 from bench.metrics.spectral import expected_frequency, radial_spectrum
 
-__all__ = ["Metric", "MetricContext", "create_metric", "expected_frequency", "radial_spectrum"]
+__all__ = ["TWIN_KINDS", "Metric", "MetricContext", "SideTable", "create_metric", "expected_frequency",
+           "radial_spectrum", "register_metric"]

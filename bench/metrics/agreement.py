@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.metrics.base import MetricContext, channel_sum, register_metric
-from bench.metrics.spectral import average_ranks
+from bench.metrics.correlation import spearman
 
 CITATION = "Choi & Farnia, Generalization of Interpretable Deep Learning Requires More Data"
 
@@ -44,8 +44,7 @@ def explain_same_noise(ctx: MetricContext, model: nn.Module, target: Tensor) -> 
     gen = None
     if ctx.generator is not None:  # the job's maps were the first draws of a generator with this seed
         gen = torch.Generator(device=ctx.generator.device).manual_seed(ctx.generator.initial_seed())
-    return ctx.method(model, ctx.x, target, x_range=ctx.x_range, generator=gen,
-                      chunk_size=ctx.chunk_size).detach()
+    return ctx.explain(model=model, target=target, generator=gen).detach()
 
 
 def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = False) -> tuple[Tensor, Tensor]:
@@ -60,15 +59,6 @@ def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = 
     return ctx.cache[key]
 
 
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise Spearman correlation of ``B×n`` values (average ranks for ties; 0 for a constant row)."""
-    ra, rb = average_ranks(a.double()), average_ranks(b.double())
-    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
-    denom = ra.norm(dim=1) * rb.norm(dim=1)
-    # A constant map has no ranking to agree with: scipy gives NaN, we give 0 (no agreement).
-    return torch.where(denom > 0, (ra * rb).sum(1) / denom.clamp_min(1e-300), torch.zeros_like(denom))
-
-
 def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     """Row-wise |top-k(a) ∩ top-k(b)| / k of ``B×n`` values (ties broken by ``torch.topk``)."""
     if not 0 < k <= a.shape[1]:
@@ -79,13 +69,16 @@ def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
 
 
 @register_metric("split_rank_corr", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",), reexplains=True,
                  description="Spearman correlation of the 2-D maps of two models trained on disjoint splits")
 def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
     m1, m2 = pair_maps(ctx, same_init)
-    return spearman(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1))
+    # A constant map has no ranking to agree with: 0 (no agreement), where SciPy says NaN.
+    return spearman(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1), norm_product=True).nan_to_num(nan=0.0)
 
 
 @register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",), reexplains=True,
                  description="Shared fraction of the top-k pixels of the 2-D maps of two disjoint-split models")
 def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = False,
                             same_init: bool = False) -> Tensor:
@@ -97,6 +90,7 @@ def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = F
 
 
 @register_metric("split_l2", direction="lower", category="agreement", citation=CITATION,
+                 twins=("pair",), reexplains=True,
                  description="‖M₁ − M₂‖₂ of the raw maps (target = label) of two disjoint-split models")
 def split_l2(ctx: MetricContext, same_init: bool = False) -> Tensor:
     m1, m2 = pair_maps(ctx, same_init, label_target=True)
@@ -104,6 +98,7 @@ def split_l2(ctx: MetricContext, same_init: bool = False) -> Tensor:
 
 
 @register_metric("split_prediction_agreement", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",),
                  description="Fraction of equal predicted labels of two disjoint-split models")
 def split_prediction_agreement(ctx: MetricContext, same_init: bool = False) -> Tensor:
     twin = _twin(ctx, same_init)

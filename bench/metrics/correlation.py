@@ -19,9 +19,20 @@ def pearson(a: Tensor, b: Tensor) -> Tensor:
     return (a * b).sum(dim=1) / (a.square().sum(dim=1) * b.square().sum(dim=1)).sqrt()
 
 
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman correlation per row: Pearson of average ranks, as ``scipy.stats.spearmanr``."""
-    return pearson(average_ranks(a.reshape(len(a), -1).double()), average_ranks(b.reshape(len(b), -1).double()))
+def spearman(a: Tensor, b: Tensor, *, norm_product: bool = False) -> Tensor:
+    """Spearman correlation per row: Pearson of average ranks, as ``scipy.stats.spearmanr``.
+
+    The one Spearman of GradBench. A constant row has no ranking, so its correlation is NaN (as
+    SciPy's); a metric that scores it 0 (no rank agreement) says so at its call site with
+    ``.nan_to_num(nan=0.0)``. The denominator is √(Σa²·Σb²) of the centred ranks, as ``pearson``;
+    ``norm_product=True`` takes ‖a‖·‖b‖, which rounds differently (the two differ in the last bit
+    for most rows): split agreement's published numbers were computed that way.
+    """
+    ra, rb = average_ranks(a.reshape(len(a), -1).double()), average_ranks(b.reshape(len(b), -1).double())
+    if not norm_product:
+        return pearson(ra, rb)
+    ra, rb = ra - ra.mean(dim=1, keepdim=True), rb - rb.mean(dim=1, keepdim=True)
+    return (ra * rb).sum(dim=1) / (ra.norm(dim=1) * rb.norm(dim=1))
 
 
 def ssim_1d(a: Tensor, b: Tensor, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> Tensor:

@@ -108,8 +108,7 @@ def explain_func_for(ctx: MetricContext):
     def explain(model, inputs, targets, **_: Any) -> np.ndarray:
         x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32, device=ctx.x.device)
         t = torch.as_tensor(np.asarray(targets), dtype=torch.long, device=ctx.x.device).reshape(-1)
-        maps = ctx.method(model, x, t, x_range=ctx.x_range, generator=ctx.generator, chunk_size=ctx.chunk_size)
-        return maps.detach().cpu().numpy()
+        return ctx.explain(model=model, x=x, target=t).detach().cpu().numpy()
 
     return explain
 
@@ -178,7 +177,10 @@ def _resolve(name: str) -> Entry:
         def fn(ctx: MetricContext, **p: Any) -> Tensor:
             return run_quantus(ctx, cls_name, **p)
 
-        return Metric(name, fn, params, direction, category, desc)
+        # Localisation metrics read the dataset's masks; any class may call explain_func (Quantus
+        # decides inside), so every one is declared as re-explaining.
+        return Metric(name, fn, params, direction, category, desc, masks=category == "localisation",
+                      reexplains=True)
 
     return Entry(name, factory, {}, desc, "Hedström et al., Quantus: An Explainable AI Toolkit (JMLR 2023)",
                  {"direction": direction, "category": category})

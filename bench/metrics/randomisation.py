@@ -26,7 +26,7 @@ def _num_classes(ctx: MetricContext) -> int:
         return int(ctx.model(ctx.x[:1]).shape[1])
 
 
-@register_metric("random_logit", direction="lower", category="randomisation",
+@register_metric("random_logit", direction="lower", category="randomisation", reexplains=True,
                  description="SSIM of the maps for the target and for a random other class (lower = class-sensitive)")
 def random_logit(ctx: MetricContext, seed: int = 42, num_classes: int | None = None, normalise: bool = True,
                  abs: bool = False) -> Tensor:
@@ -34,8 +34,7 @@ def random_logit(ctx: MetricContext, seed: int = 42, num_classes: int | None = N
     k = num_classes or _num_classes(ctx)
     off = off_class_targets(ctx.target, k, seed)
     a = ctx.maps
-    a_off = ctx.method(ctx.model, ctx.x, off, x_range=ctx.x_range, generator=ctx.generator,
-                       chunk_size=ctx.chunk_size).detach()
+    a_off = ctx.explain(target=off).detach()
     if normalise:
         a, a_off = normalise_by_max(a), normalise_by_max(a_off)
     if abs:
@@ -64,7 +63,7 @@ def randomised_layers(model: nn.Module, seed: int = 42, order: str = "top_down")
         yield name, twin
 
 
-@register_metric("mprt", direction="lower", category="randomisation",
+@register_metric("mprt", direction="lower", category="randomisation", reexplains=True,
                  description="Spearman between the map and maps of the model with layers re-initialised top-down")
 def mprt(ctx: MetricContext, seed: int = 42, layer_order: str = "top_down", reduce: str = "average",
          abs: bool = True) -> Tensor:
@@ -82,8 +81,7 @@ def mprt(ctx: MetricContext, seed: int = 42, layer_order: str = "top_down", redu
     a = ctx.maps.abs() if abs else ctx.maps
 
     def rho(twin: nn.Module) -> Tensor:
-        m = ctx.method(twin, ctx.x, ctx.target, x_range=ctx.x_range, generator=ctx.generator,
-                       chunk_size=ctx.chunk_size).detach()
+        m = ctx.explain(model=twin).detach()
         return spearman(a, m.abs() if abs else m).nan_to_num(nan=0.0)
 
     rhos, twin = [], None

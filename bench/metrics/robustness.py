@@ -49,12 +49,11 @@ def _recipe(ctx: MetricContext):
 
 def _twin_maps(ctx: MetricContext, twin: nn.Module, shift: float = 0.0) -> Tensor:
     x_range = (ctx.x_range[0] + shift, ctx.x_range[1] + shift)
-    maps = ctx.method(twin, ctx.x + shift, ctx.target, x_range=x_range, generator=ctx.generator,
-                      chunk_size=ctx.chunk_size)
-    return maps.detach()
+    return ctx.explain(model=twin, x=ctx.x + shift, x_range=x_range).detach()
 
 
 @register_metric("consistency", direction="lower", category="randomisation",
+                 twins=("untrained",), reexplains=True,
                  description="|Spearman| between maps of the trained and a randomly initialised model (lower = better)")
 def consistency(ctx: MetricContext) -> Tensor:
     """AdaptGrad's Consistency as released: |ρ| with the random-initialisation twin's maps."""
@@ -63,6 +62,7 @@ def consistency(ctx: MetricContext) -> Tensor:
 
 
 @register_metric("invariance", direction="higher", category="robustness",
+                 twins=("shifted",), reexplains=True,
                  description="|Spearman| between maps of the model and of its twin trained on x+1, explained at x+1")
 def invariance(ctx: MetricContext, shift: float = 1.0) -> Tensor:
     """AdaptGrad's Invariance as released: |ρ| with the maps of the twin trained on x + shift.
@@ -85,7 +85,14 @@ def _stability_twin(ctx: MetricContext, twin: str) -> nn.Module:
     raise ValueError(f"stability: twin must be 'seed' or 'split', got '{twin}'")
 
 
+def _stability_twins(twin: str) -> tuple[str, ...]:
+    if twin not in ("auto", "seed", "split"):
+        raise ValueError(f"stability: twin must be 'auto', 'seed' or 'split', got '{twin}'")
+    return ("pair",) if twin == "auto" else (twin,)
+
+
 @register_metric("stability", direction="lower", category="robustness",
+                 twins=lambda p: _stability_twins(p.get("twin", "auto")), reexplains=True,
                  description="‖M(x; θ₁) − M(x; θ₂)‖₂ between maps of two models of the same recipe")
 def stability(ctx: MetricContext, twin: str = "auto") -> Tensor:
     """Distance of the raw maps of the job's model and its twin, both explained with the same noise
@@ -106,7 +113,6 @@ def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor
     ``noise_batches`` yields ``k×B×C×H×W`` noise (float64; x + ε is rounded to float32 as Quantus
     does with its float64 noise on float32 inputs); each batch is one call of the method.
     """
-    method = method or ctx.method
     b = len(ctx.x)
     maps = ctx.maps.reshape(b, -1).double()
     denom = maps.norm(dim=1)
@@ -114,14 +120,13 @@ def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor
     for eps in noise_batches:
         k = len(eps)
         xp = (ctx.x.double().unsqueeze(0) + eps).float().reshape(k * b, *ctx.x.shape[1:])
-        a = method(ctx.model, xp, ctx.target.repeat(k), x_range=ctx.x_range, generator=ctx.generator,
-                   chunk_size=ctx.chunk_size).detach()
+        a = ctx.explain(method, x=xp, target=ctx.target.repeat(k)).detach()
         dist = (maps.unsqueeze(0) - a.reshape(k, b, -1).double()).norm(dim=2) / denom
         best = torch.maximum(best, dist.amax(dim=0))
     return best
 
 
-@register_metric("max_sensitivity", direction="lower", category="robustness",
+@register_metric("max_sensitivity", direction="lower", category="robustness", reexplains=True,
                  description="Largest relative change of the map under uniform input noise of radius lower_bound")
 def max_sensitivity(ctx: MetricContext, nr_samples: int = 200, lower_bound: float = 0.2) -> Tensor:
     """Quantus ``MaxSensitivity`` (defaults: 200 draws of U(−0.2, 0.2) noise on every feature, Frobenius

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import pyarrow as pa
 import torch
 from torch import Tensor
 
-from bench.metrics.base import MetricContext, channel_sum, register_metric
+from bench.metrics.base import MetricContext, SideTable, channel_sum, register_metric
+
+# The job's mean radial power spectrum, for the board's spectrum plots (results/<suite>/_spectra/).
+SPECTRA = SideTable("spectra", pa.schema([("job_id", pa.string()), ("bin", pa.int64()),
+                                          ("frequency", pa.float64()), ("power", pa.float64())]))
 
 
 def average_ranks(v: Tensor) -> Tensor:
@@ -52,10 +57,21 @@ def expected_frequency(maps: Tensor) -> Tensor:
     return (p * f).sum(dim=1) / k
 
 
-@register_metric("ef", direction="lower", category="complexity",
+def _spectrum(ctx: MetricContext) -> Tensor:
+    """The batch's radial spectra ``B×K``, computed once per job (EF and the tail slope share them)."""
+    p = ctx.cache.get("spectrum")
+    if p is None or p.shape[0] != len(ctx.maps):
+        p = ctx.cache["spectrum"] = radial_spectrum(ctx.maps)
+    return p
+
+
+@register_metric("ef", direction="lower", category="complexity", side_tables=(SPECTRA,),
                  description="Expected frequency of the map's radial power spectrum (lower = simpler)")
 def ef(ctx: MetricContext) -> Tensor:
-    ctx.side["spectrum"] = radial_spectrum(ctx.maps)
+    p = _spectrum(ctx).mean(0).cpu()
+    ctx.emit(SPECTRA.name, {"bin": range(len(p)),
+                            "frequency": torch.linspace(0, 1, len(p), dtype=torch.float64).numpy(),
+                            "power": p.numpy()})
     return expected_frequency(ctx.maps)
 
 
@@ -95,7 +111,4 @@ def spectrum_tail_slope(ctx: MetricContext) -> Tensor:
     log k over the upper half of the annuli wholly inside the frequency square. The zero-frequency
     bin is never in the fit.
     """
-    p = ctx.side.get("spectrum")
-    if p is None or p.shape[0] != len(ctx.maps):
-        p = radial_spectrum(ctx.maps)
-    return tail_slope(p, min(ctx.maps.shape[-2:]) // 2)
+    return tail_slope(_spectrum(ctx), min(ctx.maps.shape[-2:]) // 2)

@@ -6,7 +6,8 @@ A results location is a local folder or any URI pyarrow or fsspec opens (``s3://
 Layout of ``results/<suite>/``:
     <job_id>.parquet            summary rows (one per metric): ``pd.read_parquet("results/<suite>")``
     _samples/<job_id>.parquet   per-sample values
-    _spectra/<job_id>.parquet   mean radial power spectrum per job (for plots)
+    _<table>/<job_id>.parquet   side tables the job's metrics declare and emit, e.g. _spectra (ef's mean
+                                radial power spectrum per job, for plots)
     _failures/<job_id>.json     error type and message of a failed job
 Folders start with ``_`` so that pyarrow's dataset discovery (pandas, DuckDB globs) skips them.
 """
@@ -18,7 +19,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,8 @@ REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "meth
             "value", "stderr", "n", "direction", "category")
 SAMPLE_SCHEMA = pa.schema([("job_id", pa.string()), ("metric", pa.string()),
                            ("sample", pa.int64()), ("value", pa.float64())])
-SPECTRUM_SCHEMA = pa.schema([("job_id", pa.string()), ("bin", pa.int64()),
-                             ("frequency", pa.float64()), ("power", pa.float64())])
+# A side table's rows of one job with their on-disk schema (declared by the metric that emits them).
+SideRows = tuple[pa.Schema, pd.DataFrame]
 
 
 def is_uri(root: str | os.PathLike) -> bool:
@@ -142,14 +143,15 @@ class ResultStore:
             return False
 
     def write(self, job: Job, rows: list[dict[str, Any]], samples: pd.DataFrame | None = None,
-              spectrum: pd.DataFrame | None = None) -> None:
+              side: Mapping[str, SideRows] | None = None) -> None:
+        """``side``: table name → (schema, rows), each written to ``_<name>/<job_id>.parquet``."""
         # Side tables first: the rows file is the commit point that marks the job done.
         if samples is not None:
             self._write_table(pa.Table.from_pandas(samples, schema=SAMPLE_SCHEMA, preserve_index=False),
                               self.path("_samples", f"{job.id}.parquet"))
-        if spectrum is not None:
-            self._write_table(pa.Table.from_pandas(spectrum, schema=SPECTRUM_SCHEMA, preserve_index=False),
-                              self.path("_spectra", f"{job.id}.parquet"))
+        for name, (schema, frame) in (side or {}).items():
+            self._write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False),
+                              self.path(f"_{name}", f"{job.id}.parquet"))
         self._write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), self.rows_path(job))
         failure = self.path("_failures", f"{job.id}.json")
         if self.fs.get_file_info(failure).type == pafs.FileType.File:
@@ -210,6 +212,15 @@ def load_samples(*roots: Path | str) -> pd.DataFrame:
     if not frames:
         return SAMPLE_SCHEMA.empty_table().to_pandas()
     return pd.concat(frames, ignore_index=True)
+
+
+def load_side(name: str, *roots: Path | str) -> pd.DataFrame:
+    """The side table ``name`` (``_<name>/``) of the given suite folders (an empty frame if there is none)."""
+    frames = []
+    for root in roots:
+        fs, base = filesystem(root)
+        frames += [pq.read_table(f, filesystem=fs).to_pandas() for f in _files(fs, f"{base}/_{name}", ".parquet")]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _name(root: Path | str) -> str:

@@ -33,7 +33,7 @@ from bench.provenance import (
     resolve_device,
 )
 from bench.run.cost import PassCounter
-from bench.run.results import ResultStore, join
+from bench.run.results import ResultStore, SideRows, join
 from bench.suite import Suite
 
 
@@ -69,7 +69,7 @@ class Runner:
         """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
         return scored_model(self.model_for(recipe).model, output)  # trained_model prepared it
 
-    def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.DataFrame | None]:
+    def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, SideRows]]:
         data = recipe_data(job.recipe, self.data_root)
         if job.samples > len(data.x_test):
             raise ValueError(f"job asks for {job.samples} samples; {job.dataset} has {len(data.x_test)} test images")
@@ -100,23 +100,14 @@ class Runner:
                             self.chunk_size, recipe=job.recipe,
                             load_model=lambda r: self.scored(r, job.output))
         base = self._row_base(job, trained)
-        rows, samples = [], []
+        rows, samples, tables = [], [], {}
         for spec in job.metrics:
             metric = create_metric(spec.name, **spec.params)
             t1 = time.perf_counter()
-            values = metric(ctx).detach().double().cpu()
+            values = metric(ctx).detach().double().cpu()  # checked by Metric.__call__; NaN = excluded
             metric_s = time.perf_counter() - t1
-            if values.shape != (len(x),):
-                raise MethodOutputError(f"metric '{spec.name}' returned shape {tuple(values.shape)}, "
-                                        f"expected ({len(x)},)")
-            kept = torch.isfinite(values)
-            # NaN marks an input the metric's own protocol leaves out (declared); anything else is an error.
-            allowed = kept | torch.isnan(values) if metric.excludes else kept
-            if not allowed.all():
-                raise MethodOutputError(f"metric '{spec.name}' gave non-finite values for "
-                                        f"{(~allowed).sum().item()} samples")
-            if not kept.any():
-                raise MethodOutputError(f"metric '{spec.name}' excluded every input")
+            tables.update({t.name: t for t in metric.side_tables})
+            kept = ~torch.isnan(values)
             index = torch.arange(len(values))[kept]
             values = values[kept]
             n = len(values)
@@ -128,13 +119,10 @@ class Runner:
                          "metric_seconds": metric_s})
             samples.append(pd.DataFrame({"job_id": job.id, "metric": spec.name,
                                          "sample": index.numpy(), "value": values.numpy()}))
-        spectrum = None
-        if "spectrum" in ctx.side:
-            p = ctx.side["spectrum"].mean(0).cpu()
-            spectrum = pd.DataFrame({"job_id": job.id, "bin": range(len(p)),
-                                     "frequency": torch.linspace(0, 1, len(p), dtype=torch.float64).numpy(),
-                                     "power": p.numpy()})
-        return rows, pd.concat(samples, ignore_index=True), spectrum
+        # Each side table a metric emitted (declared: Metric.__call__ checks), with the job's id.
+        side = {name: (tables[name].schema, pd.DataFrame({"job_id": job.id, **columns}))
+                for name, columns in ctx.side.items()}
+        return rows, pd.concat(samples, ignore_index=True), side
 
     def _row_base(self, job: Job, trained: TrainedModel) -> dict[str, Any]:
         r = job.recipe
@@ -195,8 +183,8 @@ class Runner:
         """Execute one job and write its rows, or its failure record; never raises."""
         try:
             with allow_tf32(self.fast):  # TF32 changes gradients at the 1e-3 level: only when asked
-                rows, samples, spectrum = self.execute(job)
-            store.write(job, rows, samples, spectrum)
+                rows, samples, side = self.execute(job)
+            store.write(job, rows, samples, side)
             return job, None
         except Exception as e:  # recorded; the other jobs go on
             store.write_failure(job, e)

@@ -24,7 +24,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-TRACK = ["suite", "dataset", "model", "activation"]
+from bench.board.stats import TRACK as BOARD_TRACK  # noqa: E402
+
+# A figure spans the board's trainings: the split factor is an axis of the agreement plot, and a
+# saliency grid shows one model per (suite, dataset, model, activation).
+TRACK = [c for c in BOARD_TRACK if c != "training"]
 PNG_METADATA = {"Software": None}  # no version string: the same data gives the same bytes
 
 

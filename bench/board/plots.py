@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,35 +159,63 @@ def power_spectra(rows: pd.DataFrame, spectra: pd.DataFrame, out_dir: Path) -> l
     return out
 
 
+RECORDED = {"model_accuracy": "accuracy", "model_epochs": "epochs", "model_test_accuracy": "test_accuracy"}
+
+
+def _results_model(first: pd.Series):
+    """The cached model the results were computed with (a ``TrainedModel``), or None and why not.
+
+    The cache is keyed by the recipe, not the weights, and CPU training is not bitwise reproducible
+    across thread counts (the reduction order of a kernel follows its threads): a model trained on a
+    machine with other cores has the recipe's hash and other weights — measured: 1 thread instead of 2
+    moves a cnn-small's weights by up to 0.057 and its saliency grid by up to 87/255 — while the
+    published rows, computed once, do not move. The accuracies the rows record tell the models apart.
+    """
+    from bench.models.train import Recipe, cache_dir, get_model
+
+    recipe = Recipe(**json.loads(first["model_recipe"]))
+    if not (cache_dir() / f"{recipe.hash}.pt").exists():
+        return None, f"model {recipe.hash} not cached (bench train SUITE)"
+    trained = get_model(recipe, "cpu", progress=False)
+    differ = [f"{col[6:]} {getattr(trained, attr):.6g} here, {float(first[col]):.6g} in the results"
+              for col, attr in RECORDED.items() if col in first and pd.notna(first[col])
+              and not math.isclose(getattr(trained, attr), float(first[col]), rel_tol=1e-9, abs_tol=1e-12)]
+    if differ:
+        return None, (f"cached model {recipe.hash} is not the one the results were computed with "
+                      f"({', '.join(differ)}; trained on another machine or thread count: rerun the suite to use it)")
+    return trained, ""
+
+
 def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[list[tuple[str, Path]], list[str]]:
-    """One grid per track (inputs × methods); tracks whose model is not cached are skipped with a note."""
+    """One grid per track (inputs × methods), drawn only from the model the track's results came from;
+    other tracks keep the grid drawn earlier (or are skipped) with a note."""
     import torch
 
     from bench import registry
     from bench.data import load_dataset
     from bench.methods import create_method, prepare_model
-    from bench.models.train import Recipe, cache_dir, get_model
     from bench.run.runner import scored_model
 
     out, notes = [], []
     for (suite, dataset, model, act), g in rows.groupby(TRACK, sort=True):
         first = g.sort_values(["model_seed", "job_id"]).iloc[0]
-        recipe = Recipe(**json.loads(first["model_recipe"]))
         title = f"Saliency maps: {dataset} · {model} · {act} ({suite})"
         path = out_dir / f"{slug('saliency', suite, dataset, model, act)}.png"
-        if not (cache_dir() / f"{recipe.hash}.pt").exists():
+        jobs = g[g["model_hash"] == first["model_hash"]].drop_duplicates("method_label").sort_values("method_label")
+        jobs = jobs[jobs["method"].map(lambda m: m in registry.methods)]
+        trained, why = _results_model(first)
+        if trained is None:
             # Keep a grid drawn earlier: the board must not depend on what this machine has cached.
             if path.exists():
                 out.append((title, path))
-            notes.append(f"saliency grid of {dataset} · {model} · {act}: model {recipe.hash} not cached, "
-                         f"{'kept the existing grid' if path.exists() else 'skipped'} (bench train SUITE)")
+            notes.append(f"saliency grid of {dataset} · {model} · {act}: {why}, "
+                         f"{'kept the existing grid' if path.exists() else 'skipped'}")
             continue
-        jobs = g[g["model_hash"] == first["model_hash"]].drop_duplicates("method_label").sort_values("method_label")
-        jobs = jobs[jobs["method"].map(lambda m: m in registry.methods)]
         if jobs.empty:
             continue
+        recipe = trained.recipe
         data = load_dataset(recipe.dataset, **recipe.dataset_params)
-        net = prepare_model(get_model(recipe, "cpu", progress=False).model, torch.device("cpu"))
+        net = prepare_model(trained.model, torch.device("cpu"))
         x, y = data.x_test[:inputs], data.y_test[:inputs]
         x_range = (data.x_min, data.x_max)
         images = (x * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(1, -1, 1, 1)).clamp(0, 1)

@@ -1,11 +1,14 @@
 """Paper claims as checks on results: HOLDS / DOES NOT HOLD / INCONCLUSIVE, judged on seeds.
 
 Each ``[[claims]]`` table of a suite names a metric and either a trend along an axis or a
-comparison of two groups of jobs. Uncertainty is a two-stage bootstrap: resample training seeds,
-then the test images inside each resampled seed (so a claim never rests on tight image-level CIs
-when the models themselves disagree). A claim holds when the 95% CI of its statistic lies wholly
-on the claimed side of zero, fails when it lies wholly on the other side, and is inconclusive
-otherwise. A claim that does not hold on our data is reported as such.
+comparison of two groups of jobs. Uncertainty is the board's bootstrap (``bench.board.stats``: the
+same function, resample count, base seed and confidence as the board's CIs, from
+``registry/board.toml``), nested: resample training seeds, then the test images inside each
+resampled seed (so a claim never rests on tight image-level CIs when the models themselves
+disagree). Each group of jobs is seeded from the claim id and the group's key, as a board cell is.
+A claim holds when the CI of its statistic lies wholly on the claimed side of zero, fails when it
+lies wholly on the other side, and is inconclusive otherwise. A claim that does not hold on our
+data is reported as such.
 
 Claim kinds (``expect`` says the direction):
 - trend:       ``metric`` along ``along`` (``beta`` | ``param:<name>`` | ``recipe:<field>``),
@@ -21,14 +24,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import SuiteError
 
-RESAMPLES = 2000
+if TYPE_CHECKING:
+    from bench.board.config import BoardConfig
+
 KINDS = ("trend", "compare", "faster_drop")
 
 
@@ -78,18 +83,25 @@ def _seed_samples(rows: pd.DataFrame, samples: pd.DataFrame) -> dict[int, np.nda
     return {int(s): g["value"].to_numpy() for s, g in merged.groupby("model_seed")}
 
 
-def boot_means(groups: dict[int, np.ndarray], rng: np.random.Generator, b: int = RESAMPLES) -> np.ndarray:
-    """Two-stage bootstrap of the mean over seeds of the per-seed image means → ``b`` values."""
-    seeds = sorted(groups)
-    per_seed = np.stack([groups[s][rng.integers(len(groups[s]), size=(b, len(groups[s])))].mean(1)
-                         for s in seeds])  # S×b: images resampled within each seed
-    pick = rng.integers(len(seeds), size=(b, len(seeds)))  # seeds resampled
-    return per_seed[pick, np.arange(b)[:, None]].mean(1)
+class _Bootstrap:
+    """The board's bootstrap, seeded per group of jobs by the claim id and the group's key."""
 
+    def __init__(self, claim_id: str, config: BoardConfig | None) -> None:
+        # Imported here, not at the top: bench.suite imports this module for check_claims, and the
+        # suite layer must not load the board.
+        from bench.board import stats
+        from bench.board.config import load_board_config
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
+        self.stats, self.claim_id = stats, claim_id
+        self.config = config or load_board_config()
+
+    def means(self, groups: dict[int, np.ndarray], *key: object) -> np.ndarray:
+        """Replicates of the mean over seeds of the per-seed image means (seeds in ascending order)."""
+        seed = self.stats.cell_seed(self.config.bootstrap_seed, [self.claim_id, *key])
+        return self.stats.bootstrap_means([groups[s] for s in sorted(groups)], self.config.bootstrap_resamples, seed)
+
+    def ci(self, replicates: np.ndarray) -> tuple[float, float]:
+        return self.stats.percentile_ci(replicates, self.config.confidence)
 
 
 def _verdict(ci: tuple[float, float], positive: bool) -> str:
@@ -97,64 +109,78 @@ def _verdict(ci: tuple[float, float], positive: bool) -> str:
     return "HOLDS" if lo > 0 else "DOES NOT HOLD" if hi < 0 else "INCONCLUSIVE"
 
 
-def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame, seed: int = 0) -> Verdict:
+Judged = tuple[float, tuple[float, float], bool, list[tuple[str, float, float, float]], int]
+
+
+def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
+             config: BoardConfig | None = None) -> Verdict:
+    """Judge one claim; ``config`` (default: ``registry/board.toml``) sets the bootstrap."""
     kind = claim.get("kind", "trend")
     if kind not in KINDS:
         raise SuiteError(f"claim '{claim.get('id')}': kind must be one of {KINDS}")
-    rng = np.random.default_rng(seed)
+    boot = _Bootstrap(claim["id"], config)
     base = rows[_matches(rows, claim.get("where", {}))]
-
-    def group(where: dict[str, Any], metric: str) -> dict[int, np.ndarray]:
-        part = base[(base["metric"] == metric) & _matches(base, where)]
-        if part.empty:
-            raise SuiteError(f"claim '{claim['id']}': no result rows for metric '{metric}' with {where}")
-        return _seed_samples(part, samples)
-
-    def along_axis(metric: str) -> tuple[list[float], list[np.ndarray], int]:
-        part = base[base["metric"] == metric].copy()
-        part["_axis"] = part.apply(lambda r: axis_value(r, claim["along"]), axis=1)
-        if "fill" in claim:  # e.g. grad has no σ: it is SmoothGrad's σ = 0 limit
-            part["_axis"] = part["_axis"].fillna(float(claim["fill"]))
-        part = part[part["_axis"].notna()]
-        xs = sorted(part["_axis"].unique())
-        if len(xs) < 2:
-            raise SuiteError(f"claim '{claim['id']}': needs ≥ 2 values of {claim['along']} for '{metric}'")
-        boots, n_seeds = [], 0
-        for x in xs:
-            g = _seed_samples(part[part["_axis"] == x], samples)
-            n_seeds = max(n_seeds, len(g))
-            boots.append(boot_means(g, rng))
-        return xs, boots, n_seeds
-
-    if kind == "compare":
-        ga, gb = group(claim["a"], claim["metric"]), group(claim["b"], claim["metric"])
-        ba, bb = boot_means(ga, rng), boot_means(gb, rng)
-        diff = ba - bb
-        stat = float(np.mean([v.mean() for v in ga.values()]) - np.mean([v.mean() for v in gb.values()]))
-        points = [(f"a {claim['a']}", float(ba.mean()), *_ci(ba)), (f"b {claim['b']}", float(bb.mean()), *_ci(bb))]
-        ci, positive, seeds = _ci(diff), claim.get("expect", "a > b") == "a > b", min(len(ga), len(gb))
-    elif kind == "trend":
-        xs, boots, seeds = along_axis(claim["metric"])
-        ranks = np.arange(len(xs), dtype=float)
-        centred = ranks - ranks.mean()
-        slopes = (centred[:, None] * np.stack(boots)).sum(0) / (centred**2).sum()
-        stat = float(slopes.mean())
-        points = [(f"{claim['along']}={x:g}", float(b.mean()), *_ci(b)) for x, b in zip(xs, boots, strict=True)]
-        ci, positive = _ci(slopes), claim.get("expect", "increasing") == "increasing"
-    else:
-        xs, boots, seeds = along_axis(claim["metric"])
-        _, vboots, _ = along_axis(claim["versus"])
-        drop = 1 - boots[-1] / boots[0]
-        vdrop = 1 - vboots[-1] / vboots[0]
-        diff = drop - vdrop
-        stat = float(diff.mean())
-        points = [(f"{claim['metric']} drop {claim['along']} {xs[0]:g}→{xs[-1]:g}", float(drop.mean()), *_ci(drop)),
-                  (f"{claim['versus']} drop", float(vdrop.mean()), *_ci(vdrop))]
-        ci, positive = _ci(diff), True
+    judge = {"compare": _compare, "trend": _trend, "faster_drop": _faster_drop}[kind]
+    stat, ci, positive, points, seeds = judge(claim, base, samples, boot)
     note = "fewer than 3 training seeds: the verdict rests on too few models" if seeds < 3 else ""
-    verdict = _verdict(ci, positive)
-    return Verdict(claim["id"], claim.get("text", claim["id"]), verdict, stat, ci, points, seeds, note,
-                   _scale(base[base["metric"] == claim["metric"]]))
+    return Verdict(claim["id"], claim.get("text", claim["id"]), _verdict(ci, positive), stat, ci, points, seeds,
+                   note, _scale(base[base["metric"] == claim["metric"]]))
+
+
+def _group(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, where: dict[str, Any],
+           metric: str) -> dict[int, np.ndarray]:
+    part = base[(base["metric"] == metric) & _matches(base, where)]
+    if part.empty:
+        raise SuiteError(f"claim '{claim['id']}': no result rows for metric '{metric}' with {where}")
+    return _seed_samples(part, samples)
+
+
+def _along_axis(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, metric: str,
+                boot: _Bootstrap) -> tuple[list[float], list[np.ndarray], int]:
+    part = base[base["metric"] == metric].copy()
+    part["_axis"] = part.apply(lambda r: axis_value(r, claim["along"]), axis=1)
+    if "fill" in claim:  # e.g. grad has no σ: it is SmoothGrad's σ = 0 limit
+        part["_axis"] = part["_axis"].fillna(float(claim["fill"]))
+    part = part[part["_axis"].notna()]
+    xs = sorted(part["_axis"].unique())
+    if len(xs) < 2:
+        raise SuiteError(f"claim '{claim['id']}': needs ≥ 2 values of {claim['along']} for '{metric}'")
+    boots, n_seeds = [], 0
+    for x in xs:
+        g = _seed_samples(part[part["_axis"] == x], samples)
+        n_seeds = max(n_seeds, len(g))
+        boots.append(boot.means(g, metric, f"{claim['along']}={float(x)!r}"))  # repr: exact, numpy-free
+    return xs, boots, n_seeds
+
+
+def _compare(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, boot: _Bootstrap) -> Judged:
+    ga, gb = _group(claim, base, samples, claim["a"], claim["metric"]), _group(claim, base, samples, claim["b"],
+                                                                               claim["metric"])
+    ba = boot.means(ga, claim["metric"], "a", json.dumps(claim["a"], sort_keys=True, default=str))
+    bb = boot.means(gb, claim["metric"], "b", json.dumps(claim["b"], sort_keys=True, default=str))
+    stat = float(np.mean([v.mean() for v in ga.values()]) - np.mean([v.mean() for v in gb.values()]))
+    points = [(f"a {claim['a']}", float(ba.mean()), *boot.ci(ba)), (f"b {claim['b']}", float(bb.mean()), *boot.ci(bb))]
+    return stat, boot.ci(ba - bb), claim.get("expect", "a > b") == "a > b", points, min(len(ga), len(gb))
+
+
+def _trend(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, boot: _Bootstrap) -> Judged:
+    xs, boots, seeds = _along_axis(claim, base, samples, claim["metric"], boot)
+    ranks = np.arange(len(xs), dtype=float)
+    centred = ranks - ranks.mean()
+    slopes = (centred[:, None] * np.stack(boots)).sum(0) / (centred**2).sum()
+    points = [(f"{claim['along']}={x:g}", float(b.mean()), *boot.ci(b)) for x, b in zip(xs, boots, strict=True)]
+    return float(slopes.mean()), boot.ci(slopes), claim.get("expect", "increasing") == "increasing", points, seeds
+
+
+def _faster_drop(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, boot: _Bootstrap) -> Judged:
+    xs, boots, seeds = _along_axis(claim, base, samples, claim["metric"], boot)
+    _, vboots, _ = _along_axis(claim, base, samples, claim["versus"], boot)
+    drop = 1 - boots[-1] / boots[0]
+    vdrop = 1 - vboots[-1] / vboots[0]
+    diff = drop - vdrop
+    points = [(f"{claim['metric']} drop {claim['along']} {xs[0]:g}→{xs[-1]:g}", float(drop.mean()), *boot.ci(drop)),
+              (f"{claim['versus']} drop", float(vdrop.mean()), *boot.ci(vdrop))]
+    return float(diff.mean()), boot.ci(diff), True, points, seeds
 
 
 def _scale(rows: pd.DataFrame) -> str:

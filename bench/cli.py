@@ -99,7 +99,7 @@ def _report_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import load_board_config, write_board
+    from bench.board import load_board_config, write_board
 
     suites = args.suites or list(load_board_config().suites)
     out, rows, notes = write_board(args.results, suites, args.out, plots=not args.no_plots,
@@ -111,8 +111,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from bench.leaderboard import load_board_config, result_roots
-    from bench.plots import make_plots
+    from bench.board import load_board_config, result_roots
+    from bench.board.plots import make_plots
     from bench.run.results import load_rows
 
     roots = result_roots(args.results, args.suites or list(load_board_config().suites))
@@ -126,7 +126,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_cite(args: argparse.Namespace) -> int:
-    from bench.leaderboard import bibtex, load_board_config, result_roots
+    from bench.board import bibtex, load_board_config, result_roots
     from bench.run.results import load_rows
 
     suites = args.suites or list(load_board_config().suites)

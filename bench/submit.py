@@ -32,8 +32,8 @@ import torch
 from torch import Tensor
 
 from bench import registry
+from bench.board import SUBMISSIONS, load_board_config, write_board
 from bench.errors import GradBenchError, MethodOutputError
-from bench.leaderboard import SUBMISSIONS, load_board_config, write_board
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
 from bench.models.build import recipe_data, scored_model, untrained_model
 from bench.suite import Suite, expand, load_suite, resolve_suite_path

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.claims import axis_value, boot_means, evaluate
+from bench.board.config import BoardConfig
+from bench.board.stats import bootstrap_means, cell_seed, percentile_ci
+from bench.claims import axis_value, evaluate
 from bench.errors import SuiteError
 
 
@@ -84,6 +86,21 @@ def test_axes():
 
 def test_one_seed_bootstrap_matches_scipy_percentile_interval():
     v = np.random.default_rng(1).exponential(size=60)
-    ours = np.percentile(boot_means({0: v}, np.random.default_rng(2), b=4000), [2.5, 97.5])
+    ours = percentile_ci(bootstrap_means([v], resamples=4000, seed=2))
     ref = stats.bootstrap((v,), np.mean, n_resamples=4000, method="percentile", random_state=3).confidence_interval
     assert ours[0] == pytest.approx(ref.low, rel=0.03) and ours[1] == pytest.approx(ref.high, rel=0.03)
+
+
+def test_claims_draw_the_board_bootstrap():
+    # A claim's per-β interval is the board's nested bootstrap of that group (training seeds, then images),
+    # with the board's resample count and confidence, seeded as a board cell is: base seed + the group's key.
+    rows, samples = make(trend_data(0.5))
+    config = BoardConfig(bootstrap_resamples=300, bootstrap_seed=4, confidence=0.9)
+    v = evaluate(CLAIM, rows, samples, config)
+    groups = [samples[samples["job_id"] == f"relu-{s}"]["value"].to_numpy() for s in range(3)]
+    reps = bootstrap_means(groups, 300, cell_seed(4, ["ef_beta", "ef", "beta=inf"]))
+    label, mean, lo, hi = v.points[-1]
+    assert label == "beta=inf"
+    assert (lo, hi) == percentile_ci(reps, 0.9) and mean == float(reps.mean())
+    wider = evaluate(CLAIM, rows, samples, BoardConfig(bootstrap_resamples=300, bootstrap_seed=4, confidence=0.99))
+    assert wider.ci[0] < v.ci[0] and wider.ci[1] > v.ci[1]  # the board's confidence level is used

@@ -16,15 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "bench"
 PLUGIN_FAMILIES = ("bench.data", "bench.methods", "bench.metrics", "bench.models")
-# The board: bench/board/ once the board branch lands; bench/leaderboard.py and bench/plots.py until then.
-BOARD = ("bench.board", "bench.leaderboard", "bench.plots")
+# The board package.
+BOARD = ("bench.board",)
 ABOVE_PLUGINS = ("bench.run", *BOARD, "bench.cli", "bench.submit", "bench.claims")
 # Edges waived until another branch lands, each with the edit that removes it:
-WAIVED = {
-    # bench/plots.py still calls train.get_model; the board branch moves it to bench/board/plots.py
-    # calling bench.models.build.trained_model, and train.get_model (this edge) is deleted.
-    ("bench.models.train", "bench.models.build"),
-}
+WAIVED: set[tuple[str, str]] = set()  # (module, imported): an edge tolerated with a reason beside it
 
 
 def module_name(path: Path) -> str:

@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from bench.errors import SuiteError
-from bench.leaderboard import (
+from bench.board import (
     BoardConfig,
     aggregate,
     bibtex,
     board_globs,
     bootstrap_ci,
-    build,
     ci_ranks,
+    compute_board,
     escape_md,
     render,
 )
+from bench.errors import SuiteError
 from bench.run.results import digest
 from bench.suite import load_suite
 
@@ -65,7 +65,7 @@ def test_tie_is_with_the_leader_not_a_chain():
 
 
 def test_rank_is_direction_aware_per_metric():
-    board = build(make_rows(HAND), config=CONFIG)
+    board = compute_board(make_rows(HAND), config=CONFIG)
     r = board.cells.set_index(["method_label", "metric"])["rank"]
     assert [r["a", "m1"], r["b", "m1"], r["c", "m1"]] == [1, 2, 3]  # lower is better
     assert [r["b", "m2"], r["c", "m2"], r["a", "m2"]] == [1, 2, 3]  # higher is better
@@ -73,7 +73,7 @@ def test_rank_is_direction_aware_per_metric():
 
 
 def test_category_and_overall_ranks():
-    board = build(make_rows(HAND), config=CONFIG)
+    board = compute_board(make_rows(HAND), config=CONFIG)
     cat = board.categories.set_index(["method_label", "category"])
     # complexity: mean metric ranks a (1+3)/2 = 2, b (2+1)/2 = 1.5, c (3+2)/2 = 2.5
     assert cat.loc[("b", "complexity"), "rank"] == 1
@@ -226,7 +226,7 @@ def test_duckdb_one_liner_reproduces_a_cell(tmp_path):
         got = duckdb.sql(sql).fetchall()[0][0]
     finally:
         os.chdir(cwd)
-    first = build(rows, config=CONFIG).cells.sort_values(["suite", "dataset", "model", "activation",
+    first = compute_board(rows, config=CONFIG).cells.sort_values(["suite", "dataset", "model", "activation",
                                                           "method_label", "metric"]).iloc[0]
     assert got == pytest.approx(first["value"])
 
@@ -239,7 +239,7 @@ def test_bibtex_names_version_and_digest():
 
 
 def test_plots_are_drawn_only_when_their_data_exists(tmp_path):
-    from bench.plots import make_plots
+    from bench.board.plots import make_plots
 
     rows = make_rows([(m, "ef", "lower", "complexity", v) for m, v in [("grad", 1.0), ("smoothgrad", 0.5)]])
     rows = pd.concat([rows, *(make_rows([(m, "ef", "lower", "complexity", v / b)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.board import render
 from bench.cli import main
-from bench.leaderboard import render
 from bench.methods.base import register_method
 from bench.metrics.base import register_metric
 from bench.run.results import ResultStore, load_rows

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import tiny_suite_text
 
+from bench.board import write_board
 from bench.cli import main
-from bench.leaderboard import write_board
 from bench.run.runner import Runner
 from bench.suite import load_suite
 

@@ -252,12 +252,3 @@ def train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | to
     partial.unlink(missing_ok=True)
     (final.with_suffix(".json")).write_text(json.dumps({"recipe": json.loads(recipe.to_json()), **meta},
                                                        indent=2))
-
-
-def get_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool = True) -> TrainedModel:
-    """The old name of :func:`bench.models.build.trained_model`, kept only for ``bench/plots.py`` until
-    the board branch moves it to ``bench/board/plots.py`` calling ``trained_model``: then delete this
-    (it is the one import of build from here, an import circle tests/test_imports.py waives by name)."""
-    from bench.models.build import trained_model
-
-    return trained_model(recipe, device, progress)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.errors import MethodOutputError, SuiteError
+from bench.errors import SuiteError
 from bench.job import Job, canonical_json
 from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric

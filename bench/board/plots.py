@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +26,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-TRACK = ["suite", "dataset", "model", "activation"]
+from bench.board.stats import TRACK as BOARD_TRACK  # noqa: E402
+
+# A figure spans the board's trainings: the split factor is an axis of the agreement plot, and a
+# saliency grid shows one model per (suite, dataset, model, activation).
+TRACK = [c for c in BOARD_TRACK if c != "training"]
 PNG_METADATA = {"Software": None}  # no version string: the same data gives the same bytes
 
 
@@ -98,12 +104,19 @@ def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Pat
     return out
 
 
-def _sigma(params: object) -> float | None:
-    for key in ("sigma", "alpha"):
-        v = _json_field(params, key)
-        if isinstance(v, int | float):
-            return float(v)
-    return None
+@functools.lru_cache(maxsize=256)
+def _relative_sigma(dataset: str, dataset_params: str, method: str, method_params: str) -> float | None:
+    """The method's own declared input noise (``Method.input_noise``), as mean σ over the mean input
+    range on the dataset's test inputs (α for SmoothGrad); None for a method that adds no input noise."""
+    from bench.data import load_dataset
+    from bench.methods import create_method
+
+    data = load_dataset(dataset, **json.loads(dataset_params or "{}"))
+    x = data.x_test[:64]
+    sigma = create_method(method, **json.loads(method_params or "{}")).input_noise(x, (data.x_min, data.x_max))
+    if sigma is None:
+        return None
+    return float(sigma.expand_as(x).mean() / (data.x_max - data.x_min).mean())
 
 
 def metric_vs_sigma(rows: pd.DataFrame, out_dir: Path, metrics: Sequence[str] = ("stability", "fidelity")
@@ -111,7 +124,8 @@ def metric_vs_sigma(rows: pd.DataFrame, out_dir: Path, metrics: Sequence[str] = 
     sel = rows[rows["metric"].isin(metrics)].copy()
     if sel.empty:
         return []
-    sel["sigma"] = sel["method_params"].map(_sigma)
+    sel["sigma"] = [_relative_sigma(*key) for key in
+                    sel[["dataset", "dataset_params", "method", "method_params"]].itertuples(index=False)]
     sel = sel[sel["sigma"].notna()]
     out = []
     for (suite, dataset, model, act), g in sel.groupby(TRACK, sort=True):
@@ -123,7 +137,7 @@ def metric_vs_sigma(rows: pd.DataFrame, out_dir: Path, metrics: Sequence[str] = 
             for method, m in g[g["metric"] == metric].groupby("method", sort=True):
                 curve = m.groupby("sigma")["value"].mean()
                 ax.plot(curve.index, curve.values, marker="o", label=method)
-            ax.set(xlabel="σ (absolute, or α relative to the input range)", title=f"{metric} (lower = better)")
+            ax.set(xlabel="input noise σ relative to the input range (α)", title=f"{metric} (lower = better)")
         axes[0][0].legend(fontsize=7)
         title = f"Stability / fidelity vs σ: {dataset} · {model} · {act} ({suite})"
         out.append((title, _save(fig, out_dir / f"{slug('sigma', suite, dataset, model, act)}.png")))
@@ -154,35 +168,63 @@ def power_spectra(rows: pd.DataFrame, spectra: pd.DataFrame, out_dir: Path) -> l
     return out
 
 
+RECORDED = {"model_accuracy": "accuracy", "model_epochs": "epochs", "model_test_accuracy": "test_accuracy"}
+
+
+def _results_model(first: pd.Series):
+    """The cached model the results were computed with (a ``TrainedModel``), or None and why not.
+
+    The cache is keyed by the recipe, not the weights, and CPU training is not bitwise reproducible
+    across thread counts (the reduction order of a kernel follows its threads): a model trained on a
+    machine with other cores has the recipe's hash and other weights — measured: 1 thread instead of 2
+    moves a cnn-small's weights by up to 0.057 and its saliency grid by up to 87/255 — while the
+    published rows, computed once, do not move. The accuracies the rows record tell the models apart.
+    """
+    from bench.models.build import recipe_from_json, trained_model
+    from bench.models.train import checkpoint_path
+
+    recipe = recipe_from_json(first["model_recipe"])
+    if not checkpoint_path(recipe).exists():
+        return None, f"model {recipe.hash} not cached (bench train SUITE)"
+    trained = trained_model(recipe, "cpu", progress=False)
+    differ = [f"{col[6:]} {getattr(trained, attr):.6g} here, {float(first[col]):.6g} in the results"
+              for col, attr in RECORDED.items() if col in first and pd.notna(first[col])
+              and not math.isclose(getattr(trained, attr), float(first[col]), rel_tol=1e-9, abs_tol=1e-12)]
+    if differ:
+        return None, (f"cached model {recipe.hash} is not the one the results were computed with "
+                      f"({', '.join(differ)}; trained on another machine or thread count: rerun the suite to use it)")
+    return trained, ""
+
+
 def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[list[tuple[str, Path]], list[str]]:
-    """One grid per track (inputs × methods); tracks whose model is not cached are skipped with a note."""
+    """One grid per track (inputs × methods), drawn only from the model the track's results came from;
+    other tracks keep the grid drawn earlier (or are skipped) with a note."""
     import torch
 
     from bench import registry
-    from bench.data import load_dataset
-    from bench.methods import create_method, prepare_model
-    from bench.models.train import Recipe, cache_dir, get_model
-    from bench.run.runner import scored_model
+    from bench.methods import create_method
+    from bench.models.build import recipe_data, scored_model
 
     out, notes = [], []
     for (suite, dataset, model, act), g in rows.groupby(TRACK, sort=True):
         first = g.sort_values(["model_seed", "job_id"]).iloc[0]
-        recipe = Recipe(**json.loads(first["model_recipe"]))
         title = f"Saliency maps: {dataset} · {model} · {act} ({suite})"
         path = out_dir / f"{slug('saliency', suite, dataset, model, act)}.png"
-        if not (cache_dir() / f"{recipe.hash}.pt").exists():
+        jobs = g[g["model_hash"] == first["model_hash"]].drop_duplicates("method_label").sort_values("method_label")
+        jobs = jobs[jobs["method"].map(lambda m: m in registry.methods)]
+        trained, why = _results_model(first)
+        if trained is None:
             # Keep a grid drawn earlier: the board must not depend on what this machine has cached.
             if path.exists():
                 out.append((title, path))
-            notes.append(f"saliency grid of {dataset} · {model} · {act}: model {recipe.hash} not cached, "
-                         f"{'kept the existing grid' if path.exists() else 'skipped'} (bench train SUITE)")
+            notes.append(f"saliency grid of {dataset} · {model} · {act}: {why}, "
+                         f"{'kept the existing grid' if path.exists() else 'skipped'}")
             continue
-        jobs = g[g["model_hash"] == first["model_hash"]].drop_duplicates("method_label").sort_values("method_label")
-        jobs = jobs[jobs["method"].map(lambda m: m in registry.methods)]
         if jobs.empty:
             continue
-        data = load_dataset(recipe.dataset, **recipe.dataset_params)
-        net = prepare_model(get_model(recipe, "cpu", progress=False).model, torch.device("cpu"))
+        recipe = trained.recipe
+        data = recipe_data(recipe)
+        net = trained.model
         x, y = data.x_test[:inputs], data.y_test[:inputs]
         x_range = (data.x_min, data.x_max)
         images = (x * torch.tensor(data.std).view(1, -1, 1, 1) + torch.tensor(data.mean).view(1, -1, 1, 1)).clamp(0, 1)
@@ -212,7 +254,7 @@ def make_plots(rows: pd.DataFrame, roots: Sequence[Path], out_dir: Path | str, s
                ) -> tuple[list[tuple[str, Path]], list[str]]:
     """Every plot whose data exists: (title, path) pairs and notes on what was skipped."""
     out_dir = Path(out_dir)
-    for col in ("method_params", "metric_params", "model_recipe"):  # rows of hand-made or older tables
+    for col in ("method_params", "metric_params", "model_recipe", "dataset_params"):  # hand-made or older tables
         if col not in rows:
             rows = rows.assign(**{col: "{}"})
     plots = ef_vs_beta(rows, out_dir) + agreement_vs_split(rows, out_dir) + metric_vs_sigma(rows, out_dir)

@@ -1,0 +1,124 @@
+"""Build the board: find the result roots and submissions, draw the plots, render and write it.
+
+Also the board's citation (BibTeX naming its version and results digest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from bench.board.config import BoardConfig, load_board_config
+from bench.board.render import render
+from bench.errors import GradBenchError, ResultsError
+from bench.run.results import digest, is_uri, load_rows, load_samples, write_file
+from bench.suite import load_suite
+
+SUBMISSIONS = "submissions"
+
+
+def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
+    """``results/<suite>`` and every ``results/submissions/<name>/<suite>`` that exists."""
+    results = Path(results)
+    roots = []
+    for s in suites:
+        roots += [p for p in [results / s, *sorted((results / SUBMISSIONS).glob(f"*/{s}"))]
+                  if p.is_dir() and not p.parent.name.startswith(".")]
+    if not roots:
+        raise ResultsError(f"no results for suite(s) {', '.join(suites)} under {results}; "
+                           f"run 'bench run {suites[0] if suites else 'default'}' first")
+    return roots
+
+
+def load_submissions(results: Path | str) -> dict[str, dict]:
+    """``submission.json`` of each submitted method: its source, parameters and citation."""
+    out = {}
+    for p in sorted((Path(results) / SUBMISSIONS).glob("*/submission.json")):
+        record = json.loads(p.read_text(encoding="utf-8"))
+        out[record.get("name", p.parent.name)] = record
+    return out
+
+
+def board_globs(results: Path | str, suites: Sequence[str], board_dir: Path | str = ".") -> list[str]:
+    """The row-file globs of the suites, relative to the board's folder (as a reader would run them)."""
+    results = Path(os.path.relpath(Path(results).resolve(), Path(board_dir).resolve()))
+    out = []
+    for s in suites:
+        if (Path(board_dir) / results / s).is_dir():
+            out.append((results / s / "*.parquet").as_posix())
+        if any((Path(board_dir) / results / SUBMISSIONS).glob(f"*/{s}")):
+            out.append((results / SUBMISSIONS / "*" / s / "*.parquet").as_posix())
+    return out
+
+
+def suite_sanity(suites: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``[sanity]`` thresholds of the named suites that resolve (a results-only suite has none)."""
+    out = {}
+    for s in suites:
+        try:
+            out[s] = dict(load_suite(s).sanity)
+        except GradBenchError:
+            out[s] = {}
+    return out
+
+
+def leaderboard_command(suites: Sequence[str], results: Path | str, out: Path | str, plots: bool = True) -> str:
+    """The canonical command line that regenerates the board (written into it, so it must not vary)."""
+    parts = ["bench", "leaderboard", *suites, "--results", str(results), "--out", str(out)]
+    return " ".join(shlex.quote(p) for p in parts) + ("" if plots else " --no-plots")
+
+
+def write_board(results: Path | str, suites: Sequence[str], out: Path | str = "leaderboard.md", *,
+                plots: bool = True, saliency: bool = True,
+                sanity: Mapping[str, Mapping[str, float]] | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
+    """Load rows (submissions included), draw the plots, render and atomically write the board.
+
+    Returns the board path, the rows it shows and notes on skipped plots."""
+    if is_uri(results):
+        raise ResultsError(f"bench leaderboard renders from a local results folder, not {results}: copy it "
+                           f"down first (e.g. 'aws s3 sync {results} results') and pass --results results")
+    out = Path(out)
+    roots = result_roots(results, suites)
+    rows, samples = load_rows(*roots), load_samples(*roots)
+    links, notes = [], []
+    if plots:
+        from bench.board.plots import make_plots  # matplotlib only when drawing
+
+        made, notes = make_plots(rows, roots, Path(results) / "plots", saliency=saliency)
+        links = [(t, Path(os.path.relpath(p.resolve(), out.resolve().parent)).as_posix()) for t, p in made]
+    citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}
+    text = render(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
+                  config=load_board_config(), sanity=sanity if sanity is not None else suite_sanity(suites),
+                  plots=links, globs=board_globs(results, suites, out.resolve().parent),
+                  method_citations=citations)
+    write_file(out, text.encode("utf-8"))
+    return out, rows, notes
+
+
+def bibtex(rows: pd.DataFrame, suites: Sequence[str], config: BoardConfig | None = None) -> str:
+    """A BibTeX entry naming the board version and the results digest."""
+    config = config or load_board_config()
+    date = str(rows["created_at"].max()) if "created_at" in rows else ""
+    year = date[:4] if re.match(r"\d{4}", date) else "n.d."
+    key = f"gradbench_board_{config.version.replace('.', '_')}"
+
+    def braced(s: str) -> str:  # BibTeX has no escaping for unbalanced braces: drop them
+        return s.replace("{", "").replace("}", "")
+
+    fields = {
+        "title": f"{{{braced(config.title)}}}, version {braced(config.version)}",
+        "author": "{The GradBench contributors}",
+        "year": year,
+        "version": braced(config.version),
+        "howpublished": braced(config.url),
+        "note": braced(f"Suites: {', '.join(suites)}; results digest sha256:{digest(rows)}; "
+                       f"latest result {date}"),
+    }
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items() if v)
+    return f"@misc{{{key},\n{body}\n}}\n"

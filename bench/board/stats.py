@@ -1,0 +1,218 @@
+"""The board's statistics — the one implementation, also used by the claims report.
+
+A *cell* is (suite, dataset, model, activation, training, method, metric): its value is the mean over
+jobs (training seeds) of the per-job means, its 95% CI a seeded percentile bootstrap of that statistic
+over the per-sample values (nested where a cell has several jobs: resample jobs, then samples within
+each), and ``n`` the number of per-sample values. A *track* is (suite, dataset, model, activation,
+training).
+
+Ranks are per (track, metric) and direction-aware; methods whose CI overlaps the best's share its
+rank. Category rank = rank of the mean metric rank within a category; overall = mean of category
+ranks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.board.config import BoardConfig
+
+TRACK = ["suite", "dataset", "model", "activation", "training"]  # training: '' or 'sf=N' (split factor)
+CELL = [*TRACK, "method_label", "metric"]
+BOOTSTRAP_CHUNK = 4_000_000  # resampled values held in memory at once
+
+
+# -- bootstrap ----------------------------------------------------------------------------------
+def bootstrap_means(groups: Sequence[np.ndarray], resamples: int = 1000,
+                    seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+    """``resamples`` bootstrap replicates of the mean of group means.
+
+    One group: the ordinary bootstrap of the mean (what ``scipy.stats.bootstrap`` resamples). Several
+    groups (training seeds): nested — each resample draws groups with replacement, then samples with
+    replacement within each drawn group — so the spread carries both the seed-to-seed and the
+    input-to-input variation. Vectorised: one index tensor per chunk of resamples.
+    """
+    groups = [np.asarray(g, dtype=np.float64).ravel() for g in groups]
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("bootstrap needs non-empty groups of per-sample values")
+    rng = np.random.default_rng(seed)
+    lengths = np.array([len(g) for g in groups])
+    n_max, k = int(lengths.max()), len(groups)
+    padded = np.zeros((k, n_max))
+    for i, g in enumerate(groups):
+        padded[i, : len(g)] = g
+    stats = np.empty(resamples)
+    # The chunking is part of the random stream: changing BOOTSTRAP_CHUNK changes every published CI.
+    step = max(1, BOOTSTRAP_CHUNK // (k * n_max))
+    for s in range(0, resamples, step):
+        b = min(step, resamples - s)
+        if k == 1:  # the plain bootstrap: no group draw, so the stream matches the textbook resampling
+            which = np.zeros((b, 1), dtype=np.int64)
+        else:
+            which = rng.integers(0, k, size=(b, k))
+        lens = lengths[which]  # b×k
+        idx = (rng.random((b, k, n_max)) * lens[..., None]).astype(np.int64)
+        values = padded[which[..., None], idx]
+        valid = np.arange(n_max) < lens[..., None]
+        stats[s : s + b] = ((values * valid).sum(-1) / lens).mean(-1)
+    return stats
+
+
+def percentile_ci(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    low, high = np.percentile(replicates, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
+
+
+def bootstrap_ci(groups: Sequence[np.ndarray], resamples: int = 1000, seed: int | np.random.SeedSequence = 0,
+                 confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean of group means (see ``bootstrap_means``)."""
+    return percentile_ci(bootstrap_means(groups, resamples, seed), confidence)
+
+
+def cell_seed(base: int, key: Sequence[object]) -> np.random.SeedSequence:
+    """A seed per cell from its key: a cell's CI does not change when other cells are added."""
+    h = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).digest()
+    return np.random.SeedSequence([base, int.from_bytes(h[:8], "little")])
+
+
+# -- aggregation --------------------------------------------------------------------------------
+def training_label(recipe_json: str) -> str:
+    """'' for a model trained on the whole training set, 'sf=8' for one of eight disjoint parts."""
+    sf = json.loads(recipe_json).get("split_factor", 1)
+    return "" if sf == 1 else f"sf={sf}"
+
+
+def with_training(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the ``training`` track column ('' or 'sf=N'), derived from the recipe if absent."""
+    if "training" in rows:
+        return rows
+    labels = rows["model_recipe"].map(training_label) if "model_recipe" in rows else ""
+    return rows.assign(training=labels)
+
+
+def aggregate(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
+              config: BoardConfig | None = None) -> pd.DataFrame:
+    """One row per cell: value, CI ``low``/``high``, ``half`` (half-width), ``n``, ``jobs``, ``ci``.
+
+    ``ci`` is ``bootstrap`` where every job of the cell has per-sample values, else ``normal``
+    (± z·stderr of the mean of job means), and the legend says which cells are which.
+    """
+    rows = with_training(rows)
+    config = config or BoardConfig()
+    per_job: dict[tuple[str, str], np.ndarray] = {}
+    if samples is not None and len(samples):
+        s = samples.sort_values(["job_id", "metric", "sample"])
+        per_job = {(j, m): g["value"].to_numpy() for (j, m), g in s.groupby(["job_id", "metric"], sort=False)}
+    z = _normal_quantile(config.confidence)
+    out = []
+    for key, g in rows.groupby(CELL, sort=True, dropna=False):
+        g = g.sort_values("job_id")
+        value = float(g["value"].mean())
+        groups = [per_job.get((j, key[-1])) for j in g["job_id"]]
+        if all(x is not None for x in groups):
+            low, high = bootstrap_ci(groups, config.bootstrap_resamples,
+                                     cell_seed(config.bootstrap_seed, key), config.confidence)
+            method = "bootstrap"
+        else:
+            half = z * float(np.sqrt((g["stderr"].astype(float) ** 2).sum())) / len(g)
+            low, high, method = value - half, value + half, "normal"
+        out.append({**dict(zip(CELL, key, strict=True)), "direction": g["direction"].iloc[0],
+                    "category": g["category"].iloc[0], "value": value, "low": low, "high": high,
+                    "half": (high - low) / 2, "n": int(g["n"].sum()), "jobs": int(g["job_id"].nunique()),
+                    "ci": method})
+    return pd.DataFrame(out)
+
+
+def _normal_quantile(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence / 2))
+
+
+# -- ranking ------------------------------------------------------------------------------------
+def ci_ranks(value: np.ndarray, low: np.ndarray, high: np.ndarray, direction: str) -> np.ndarray:
+    """Competition ranks with CI-overlap ties.
+
+    The best remaining method leads a group with every remaining method whose CI overlaps its own;
+    the group shares rank 1 + (number of methods in better groups). Equal values always tie.
+    """
+    sign = 1.0 if direction == "lower" else -1.0
+    order = sorted(range(len(value)), key=lambda i: (sign * value[i], i))
+    ranks = np.zeros(len(value), dtype=int)
+    placed = 0
+    while order:
+        lead = order[0]
+        tied = [i for i in order if value[i] == value[lead] or (low[i] <= high[lead] and low[lead] <= high[i])]
+        for i in tied:
+            ranks[i] = placed + 1
+        placed += len(tied)
+        order = [i for i in order if i not in tied]
+    return ranks
+
+
+def rank(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``rank`` per (track, metric): best = 1, direction-aware, CI overlap with the best ties."""
+    out = table.copy()
+    out["rank"] = 0
+    for _, g in out.groupby([*TRACK, "metric"], sort=False):
+        out.loc[g.index, "rank"] = ci_ranks(g["value"].to_numpy(), g["low"].to_numpy(), g["high"].to_numpy(),
+                                            g["direction"].iloc[0])
+    return out
+
+
+def min_rank(scores: pd.Series) -> pd.Series:
+    """Competition ranks of mean ranks; rounded first so float noise in a mean cannot split a tie."""
+    return scores.round(9).rank(method="min").astype(int)
+
+
+def category_ranks(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Per (track, method, category): ``score`` = mean metric rank, ``rank`` among the track's methods."""
+    cat = ranked.groupby([*TRACK, "method_label", "category"], as_index=False)["rank"].mean()
+    cat = cat.rename(columns={"rank": "score"})
+    cat["rank"] = cat.groupby([*TRACK, "category"])["score"].transform(min_rank)
+    return cat
+
+
+def overall_ranks(cat: pd.DataFrame) -> pd.DataFrame:
+    """Per (track, method): ``overall`` = mean of its category ranks, ``rank`` by it (lower = better)."""
+    over = cat.groupby([*TRACK, "method_label"], as_index=False)["rank"].mean().rename(columns={"rank": "overall"})
+    over["rank"] = over.groupby(TRACK)["overall"].transform(min_rank)
+    return over
+
+
+def sanity_failures(table: pd.DataFrame, thresholds: Mapping[str, Mapping[str, float]]) -> dict[tuple, list[str]]:
+    """(track…, method) → reasons, for cells beyond a suite's ``[sanity] <metric>_max|_min``."""
+    out: dict[tuple, list[str]] = {}
+    for r in table.itertuples(index=False):
+        for key, limit in sorted(thresholds.get(r.suite, {}).items()):
+            metric, bound = key.rsplit("_", 1)
+            if metric == r.metric and ((bound == "max" and r.value > limit) or (bound == "min" and r.value < limit)):
+                track = tuple(getattr(r, c) for c in TRACK)
+                out.setdefault((*track, r.method_label), []).append(
+                    f"{metric} {r.value:.3g} {'>' if bound == 'max' else '<'} {limit:g}")
+    return out
+
+
+@dataclass(frozen=True)
+class Board:
+    """Everything the Markdown shows, computed once from the rows."""
+
+    cells: pd.DataFrame  # aggregate + rank
+    categories: pd.DataFrame
+    overall: pd.DataFrame
+    flags: dict[tuple, list[str]]
+
+
+def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, config: BoardConfig | None = None,
+                  sanity: Mapping[str, Mapping[str, float]] | None = None) -> Board:
+    """Cells with CIs and ranks, category and overall ranks, and sanity flags."""
+    cells = rank(aggregate(rows, samples, config))
+    cat = category_ranks(cells)
+    return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}))

@@ -48,6 +48,7 @@ class Verdict:
     seeds: int
     note: str = ""
     scale: str = ""
+    pairing: str = ""
 
 
 def axis_value(row: pd.Series, along: str) -> float:
@@ -77,14 +78,46 @@ def _matches(rows: pd.DataFrame, where: dict[str, Any]) -> pd.Series:
     return keep
 
 
-def _seed_samples(rows: pd.DataFrame, samples: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Per training seed, the per-image values of every matched job (pooled)."""
-    merged = samples.merge(rows[["job_id", "metric", "model_seed"]], on=["job_id", "metric"])
-    return {int(s): g["value"].to_numpy() for s, g in merged.groupby("model_seed")}
+@dataclass
+class _Points:
+    """The groups a claim's statistic is a function of, as one group × seed × image array."""
+
+    labels: list[str]
+    values: np.ndarray
+    seeds: int
+    pair_seeds: bool
+    pair_images: bool
+
+    @property
+    def pairing(self) -> str:
+        if self.pair_seeds and self.pair_images:
+            return "paired: same resampled seeds and images for every group"
+        if self.pair_seeds:
+            return "paired on seeds; images resampled per group (the groups use different test images)"
+        return "unpaired: the groups share no training seeds"
+
+
+def _stack(labels: list[str], parts: list[pd.DataFrame], samples: pd.DataFrame) -> _Points:
+    """Per group, per training seed, per test image: the mean over the group's jobs of that image."""
+    cells = []
+    for part in parts:
+        merged = samples.merge(part[["job_id", "metric", "model_seed"]], on=["job_id", "metric"])
+        cells.append(merged.groupby(["model_seed", "sample"])["value"].mean())
+    seed_sets = [set(c.index.get_level_values(0)) for c in cells]
+    seeds = sorted(set().union(*seed_sets))
+    images = sorted(set().union(*(set(c.index.get_level_values(1)) for c in cells)))
+    full = pd.MultiIndex.from_product([seeds, images])
+    values = np.stack([c.reindex(full).to_numpy().reshape(len(seeds), len(images)) for c in cells])
+    # Jobs share test images when they draw the same inputs: same dataset, sample count and seed.
+    inputs = {tuple(r) for p in parts for r in p[[c for c in ("dataset", "samples", "seed") if c in p]]
+              .drop_duplicates().itertuples(index=False)}
+    pair_seeds = all(s == seed_sets[0] for s in seed_sets)
+    n_seeds = len(seeds) if pair_seeds else min(len(s) for s in seed_sets)
+    return _Points(labels, values, n_seeds, pair_seeds, pair_seeds and len(inputs) <= 1)
 
 
 class _Bootstrap:
-    """The board's bootstrap, seeded per group of jobs by the claim id and the group's key."""
+    """The board's bootstrap settings; one paired draw per claim, seeded by the claim id."""
 
     def __init__(self, claim_id: str, config: BoardConfig | None) -> None:
         # Imported here, not at the top: bench.suite imports this module for check_claims, and the
@@ -95,21 +128,22 @@ class _Bootstrap:
         self.stats, self.claim_id = stats, claim_id
         self.config = config or load_board_config()
 
-    def means(self, groups: dict[int, np.ndarray], *key: object) -> np.ndarray:
-        """Replicates of the mean over seeds of the per-seed image means (seeds in ascending order)."""
-        seed = self.stats.cell_seed(self.config.bootstrap_seed, [self.claim_id, *key])
-        return self.stats.bootstrap_means([groups[s] for s in sorted(groups)], self.config.bootstrap_resamples, seed)
+    def replicates(self, pts: _Points) -> np.ndarray:
+        seed = self.stats.cell_seed(self.config.bootstrap_seed, [self.claim_id])
+        return self.stats.paired_bootstrap_means(pts.values, self.config.bootstrap_resamples, seed,
+                                                 pts.pair_seeds, pts.pair_images)
 
-    def ci(self, replicates: np.ndarray) -> tuple[float, float]:
-        return self.stats.percentile_ci(replicates, self.config.confidence)
+    def estimate(self, pts: _Points) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(self.stats.seed_means(pts.values), axis=-1)
+
+    def ci(self, estimate: float, replicates: np.ndarray, seeds: int) -> tuple[float, float]:
+        return self.stats.t_interval(estimate, replicates, seeds, self.config.confidence)
 
 
 def _verdict(ci: tuple[float, float], positive: bool) -> str:
     lo, hi = ci if positive else (-ci[1], -ci[0])
     return "HOLDS" if lo > 0 else "DOES NOT HOLD" if hi < 0 else "INCONCLUSIVE"
-
-
-Judged = tuple[float, tuple[float, float], bool, list[tuple[str, float, float, float]], int]
 
 
 def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
@@ -118,69 +152,78 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
     kind = claim.get("kind", "trend")
     if kind not in KINDS:
         raise SuiteError(f"claim '{claim.get('id')}': kind must be one of {KINDS}")
+    text = claim.get("text", claim["id"])
+    for metric in (claim["metric"], claim.get("versus")):
+        if metric is not None and not (rows["metric"] == metric).any():
+            return Verdict(claim["id"], text, "NOT COMPUTABLE", math.nan, (math.nan, math.nan), [], 0,
+                           f"not computable: metric {metric} has no rows")
     boot = _Bootstrap(claim["id"], config)
     base = rows[_matches(rows, claim.get("where", {}))]
-    judge = {"compare": _compare, "trend": _trend, "faster_drop": _faster_drop}[kind]
-    stat, ci, positive, points, seeds = judge(claim, base, samples, boot)
-    note = "fewer than 3 training seeds: the verdict rests on too few models" if seeds < 3 else ""
-    return Verdict(claim["id"], claim.get("text", claim["id"]), _verdict(ci, positive), stat, ci, points, seeds,
-                   note, _scale(base[base["metric"] == claim["metric"]]))
+    exclude = {k: v for k, v in claim.get("exclude", {}).items() if k != claim.get("along")}
+    if exclude:
+        base = base[~_matches(base, exclude)]
+    pts, statistic, positive = {"compare": _compare, "trend": _trend, "faster_drop": _faster_drop}[kind](claim, base)
+    pts = _stack(pts[0], pts[1], samples)
+    reps, est = boot.replicates(pts), boot.estimate(pts)
+    stat_reps, stat = statistic(reps), float(statistic(est[:, None])[0])
+    ci = boot.ci(stat, stat_reps, pts.seeds)
+    points = [(label, float(e), *boot.ci(float(e), r, pts.seeds))
+              for label, e, r in zip(pts.labels, est, reps, strict=True)]
+    note = "fewer than 3 training seeds: the verdict rests on too few models" if pts.seeds < 3 else ""
+    return Verdict(claim["id"], text, _verdict(ci, positive), stat, ci, points, pts.seeds, note,
+                   _scale(base[base["metric"] == claim["metric"]]), pts.pairing)
 
 
-def _group(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, where: dict[str, Any],
-           metric: str) -> dict[int, np.ndarray]:
+Groups = tuple[list[str], list[pd.DataFrame]]
+
+
+def _group(claim: dict[str, Any], base: pd.DataFrame, where: dict[str, Any], metric: str) -> pd.DataFrame:
     part = base[(base["metric"] == metric) & _matches(base, where)]
     if part.empty:
         raise SuiteError(f"claim '{claim['id']}': no result rows for metric '{metric}' with {where}")
-    return _seed_samples(part, samples)
+    return part
 
 
-def _along_axis(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, metric: str,
-                boot: _Bootstrap) -> tuple[list[float], list[np.ndarray], int]:
+def _along_axis(claim: dict[str, Any], base: pd.DataFrame, metric: str) -> tuple[list[float], list[pd.DataFrame]]:
     part = base[base["metric"] == metric].copy()
     part["_axis"] = part.apply(lambda r: axis_value(r, claim["along"]), axis=1)
     if "fill" in claim:  # e.g. grad has no σ: it is SmoothGrad's σ = 0 limit
         part["_axis"] = part["_axis"].fillna(float(claim["fill"]))
-    part = part[part["_axis"].notna()]
+    dropped = claim.get("exclude", {}).get(claim["along"], [])
+    part = part[part["_axis"].notna() & ~part["_axis"].isin(dropped if isinstance(dropped, list) else [dropped])]
     xs = sorted(part["_axis"].unique())
     if len(xs) < 2:
         raise SuiteError(f"claim '{claim['id']}': needs ≥ 2 values of {claim['along']} for '{metric}'")
-    boots, n_seeds = [], 0
-    for x in xs:
-        g = _seed_samples(part[part["_axis"] == x], samples)
-        n_seeds = max(n_seeds, len(g))
-        boots.append(boot.means(g, metric, f"{claim['along']}={float(x)!r}"))  # repr: exact, numpy-free
-    return xs, boots, n_seeds
+    return xs, [part[part["_axis"] == x] for x in xs]
 
 
-def _compare(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, boot: _Bootstrap) -> Judged:
-    ga, gb = _group(claim, base, samples, claim["a"], claim["metric"]), _group(claim, base, samples, claim["b"],
-                                                                               claim["metric"])
-    ba = boot.means(ga, claim["metric"], "a", json.dumps(claim["a"], sort_keys=True, default=str))
-    bb = boot.means(gb, claim["metric"], "b", json.dumps(claim["b"], sort_keys=True, default=str))
-    stat = float(np.mean([v.mean() for v in ga.values()]) - np.mean([v.mean() for v in gb.values()]))
-    points = [(f"a {claim['a']}", float(ba.mean()), *boot.ci(ba)), (f"b {claim['b']}", float(bb.mean()), *boot.ci(bb))]
-    return stat, boot.ci(ba - bb), claim.get("expect", "a > b") == "a > b", points, min(len(ga), len(gb))
+def _compare(claim: dict[str, Any], base: pd.DataFrame):
+    """Statistic: mean of group a minus mean of group b."""
+    parts = [_group(claim, base, claim[k], claim["metric"]) for k in ("a", "b")]
+    labels = [f"a {claim['a']}", f"b {claim['b']}"]
+    return (labels, parts), lambda m: m[0] - m[1], claim.get("expect", "a > b") == "a > b"
 
 
-def _trend(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, boot: _Bootstrap) -> Judged:
-    xs, boots, seeds = _along_axis(claim, base, samples, claim["metric"], boot)
-    ranks = np.arange(len(xs), dtype=float)
-    centred = ranks - ranks.mean()
-    slopes = (centred[:, None] * np.stack(boots)).sum(0) / (centred**2).sum()
-    points = [(f"{claim['along']}={x:g}", float(b.mean()), *boot.ci(b)) for x, b in zip(xs, boots, strict=True)]
-    return float(slopes.mean()), boot.ci(slopes), claim.get("expect", "increasing") == "increasing", points, seeds
+def _trend(claim: dict[str, Any], base: pd.DataFrame):
+    """Statistic: least-squares slope of the group means on the ranks of the axis values (β = ∞ has a rank)."""
+    xs, parts = _along_axis(claim, base, claim["metric"])
+    centred = np.arange(len(xs), dtype=float) - (len(xs) - 1) / 2
+
+    def slope(m: np.ndarray) -> np.ndarray:
+        return (centred[:, None] * m).sum(0) / (centred**2).sum()
+
+    labels = [f"{claim['along']}={x:g}" for x in xs]
+    return (labels, parts), slope, claim.get("expect", "increasing") == "increasing"
 
 
-def _faster_drop(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, boot: _Bootstrap) -> Judged:
-    xs, boots, seeds = _along_axis(claim, base, samples, claim["metric"], boot)
-    _, vboots, _ = _along_axis(claim, base, samples, claim["versus"], boot)
-    drop = 1 - boots[-1] / boots[0]
-    vdrop = 1 - vboots[-1] / vboots[0]
-    diff = drop - vdrop
-    points = [(f"{claim['metric']} drop {claim['along']} {xs[0]:g}→{xs[-1]:g}", float(drop.mean()), *boot.ci(drop)),
-              (f"{claim['versus']} drop", float(vdrop.mean()), *boot.ci(vdrop))]
-    return float(diff.mean()), boot.ci(diff), True, points, seeds
+def _faster_drop(claim: dict[str, Any], base: pd.DataFrame):
+    """Statistic: relative drop 1 − m(last)/m(first) of ``metric`` minus that of ``versus``."""
+    xs, parts = _along_axis(claim, base, claim["metric"])
+    vxs, vparts = _along_axis(claim, base, claim["versus"])
+    labels = [f"{claim['metric']} at {claim['along']}={xs[0]:g}", f"{claim['metric']} at {xs[-1]:g}",
+              f"{claim['versus']} at {vxs[0]:g}", f"{claim['versus']} at {vxs[-1]:g}"]
+    return (labels, [parts[0], parts[-1], vparts[0], vparts[-1]]), \
+        lambda m: (1 - m[1] / m[0]) - (1 - m[3] / m[2]), True
 
 
 def _scale(rows: pd.DataFrame) -> str:
@@ -213,10 +256,41 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
     lines = []
     for v in verdicts:
         lines.append(f"[{v.verdict}] {v.id}: {v.text}")
-        lines.append(f"    statistic {v.statistic:+.4g}, 95% CI [{v.ci[0]:+.4g}, {v.ci[1]:+.4g}], "
-                     f"{v.seeds} training seed(s)" + (f" — {v.note}" if v.note else ""))
+        if v.verdict == "NOT COMPUTABLE":
+            lines.append(f"    {v.note}")
+            continue
+        lines.append(f"    statistic {v.statistic:+.4g}, 95% CI [{v.ci[0]:+.4g}, {v.ci[1]:+.4g}] (t-interval, "
+                     f"bootstrap SE), {v.seeds} training seed(s)" + (f" — {v.note}" if v.note else ""))
+        lines.append(f"    {v.pairing}")
         if v.scale:
             lines.append(f"    scale: {v.scale}")
         for label, mean, lo, hi in v.points:
             lines.append(f"      {label}: {mean:.4g} [{lo:.4g}, {hi:.4g}]")
+    return "\n".join(lines)
+
+
+def judge_suite(name: str, results: str = "results", config: BoardConfig | None = None) -> list[Verdict]:
+    """Every ``[[claims]]`` of suite ``name`` judged on its results under ``results``."""
+    from bench.run.results import join, load_rows, load_samples
+    from bench.suite import load_suite
+
+    suite = load_suite(name)
+    if not suite.claims:
+        return []
+    root = join(results, suite.name)
+    rows, samples = load_rows(root), load_samples(root)
+    if samples.empty:
+        raise SuiteError(f"no per-sample values in {root}; run 'bench run {suite.name}' first")
+    return [evaluate(c, rows, samples, config) for c in suite.claims]
+
+
+def format_markdown(judged: list[tuple[str, list[Verdict]]]) -> str:
+    """The README table: one row per claim, suite named on its first row."""
+    lines = ["| suite | claim | verdict | statistic [95% CI] | seeds |", "|---|---|---|---|---|"]
+    for suite, verdicts in judged:
+        for i, v in enumerate(verdicts):
+            stat = (v.note if v.verdict == "NOT COMPUTABLE"
+                    else f"{v.statistic:+.3g} [{v.ci[0]:+.3g}, {v.ci[1]:+.3g}]")
+            seeds = str(v.seeds) if v.seeds else "–"
+            lines.append(f"| {suite if i == 0 else ''} | {v.text} | {v.verdict} | {stat} | {seeds} |")
     return "\n".join(lines)

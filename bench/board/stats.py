@@ -216,3 +216,77 @@ def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, confi
     cells = rank(aggregate(rows, samples, config))
     cat = category_ranks(cells)
     return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}))
+
+
+# -- paired bootstrap (claims) ------------------------------------------------------------------
+def paired_bootstrap_means(values: np.ndarray, resamples: int = 1000, seed: int | np.random.SeedSequence = 0,
+                           pair_seeds: bool = True, pair_images: bool = True) -> np.ndarray:
+    """G×``resamples`` replicates of each group's mean over seeds of its per-seed image mean.
+
+    ``values`` is G×S×I (group × training seed × test image), NaN where a group has no value for an
+    image (a metric that leaves images out) or no model of a seed. Paired: every replicate draws ONE
+    set of seed indices and, within each drawn seed, ONE set of image indices, used for every group,
+    so a statistic of the groups (a difference, a slope) keeps the seed-to-seed and image-to-image
+    components they share out of its spread. ``pair_images=False`` draws images per group (groups
+    on different test images); ``pair_seeds=False`` also draws seeds per group (groups that share no
+    models). Nested as ``bootstrap_means``: seeds with replacement, then images within each.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3 or 0 in values.shape:
+        raise ValueError("paired bootstrap needs a non-empty group × seed × image array")
+    rng = np.random.default_rng(seed)
+    if not pair_seeds:  # nothing shared: each group on its own stream, its own seeds
+        streams = rng.spawn(len(values))
+        return np.stack([paired_bootstrap_means(_drop_empty_seeds(v[None]), resamples, s)[0]
+                         for v, s in zip(values, streams, strict=True)])
+    g, k, n = values.shape
+    present = ~np.isnan(values)
+    filled = np.where(present, values, 0.0)
+    out = np.empty((g, resamples))
+    step = max(1, BOOTSTRAP_CHUNK // (g * k * n))
+    for s in range(0, resamples, step):
+        b = min(step, resamples - s)
+        which = rng.integers(0, k, size=(b, k))
+        shape = (b, k, n) if pair_images else (b, g, k, n)
+        idx = rng.integers(0, n, size=shape)
+        if pair_images:
+            idx = np.broadcast_to(idx[:, None], (b, g, k, n))
+        seeds = np.broadcast_to(which[:, None, :, None], idx.shape)
+        groups = np.broadcast_to(np.arange(g)[None, :, None, None], idx.shape)
+        count = present[groups, seeds, idx].sum(-1)
+        total = filled[groups, seeds, idx].sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_seed = total / count  # b×g×k; NaN only if every drawn image of a seed is missing
+        out[:, s : s + b] = np.nanmean(per_seed, axis=-1).T
+    return out
+
+
+def _drop_empty_seeds(values: np.ndarray) -> np.ndarray:
+    keep = ~np.isnan(values).all(axis=(0, 2))
+    return values[:, keep]
+
+
+def seed_means(values: np.ndarray) -> np.ndarray:
+    """G×S per-seed image means of a G×S×I array (NaN = missing), the point estimates' building block."""
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.asarray(values, dtype=np.float64), axis=-1)
+
+
+def t_interval(estimate: float, replicates: np.ndarray, seeds: int, confidence: float = 0.95) -> tuple[float, float]:
+    """``estimate`` ± t(seeds − 1) · SE, SE the bootstrap standard deviation corrected for few seeds.
+
+    Why not the percentile interval: with k training seeds the resampled statistic's spread is the
+    plug-in variance, which is (k − 1)/k of the unbiased one, and its quantiles are normal ones where
+    a mean of k units follows Student's t(k − 1). At k = 5 the 95% percentile interval is 0.63 times
+    the width it needs and covers the truth about 72% of the time. Rescaling the bootstrap SE by
+    √(k/(k − 1)) and using t(k − 1) quantiles is the t-interval over seed means, with the SE carrying
+    the image-level and pairing structure the bootstrap resampled; its coverage is tested by
+    simulation (``tests/test_claims.py``). Needs ≥ 2 seeds.
+    """
+    from scipy.stats import t
+
+    if seeds < 2:
+        return float("-inf"), float("inf")
+    se = float(np.nanstd(replicates)) * np.sqrt(seeds / (seeds - 1))
+    half = float(t.ppf(0.5 + confidence / 2, seeds - 1)) * se
+    return estimate - half, estimate + half

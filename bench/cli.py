@@ -70,6 +70,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.claims:
         return _report_claims(args)
+    if not args.suite:
+        raise SuiteError("bench report needs a suite name (only --claims judges every board suite)")
     rows = load_rows(join(args.results, args.suite))
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
     for r in pass_report(rows, resolve_device(args.device)):
@@ -82,19 +84,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_claims(args: argparse.Namespace) -> int:
-    from bench.claims import evaluate, format_verdicts
-    from bench.run.results import join, load_rows, load_samples
-    from bench.suite import load_suite
+    from bench.board.config import load_board_config
+    from bench.claims import format_markdown, format_verdicts, judge_suite
 
-    suite = load_suite(args.suite)
-    if not suite.claims:
-        print(f"suite '{suite.name}' declares no [[claims]]")
+    names = [args.suite] if args.suite else list(load_board_config().suites)  # no suite: the board's suites
+    judged = [(name, judge_suite(name, args.results)) for name in names]
+    if args.markdown:
+        print(format_markdown([(n, v) for n, v in judged if v]))
         return 0
-    root = join(args.results, suite.name)
-    rows, samples = load_rows(root), load_samples(root)
-    if samples.empty:
-        raise SuiteError(f"no per-sample values in {root}; run 'bench run {suite.name}' first")
-    print(format_verdicts([evaluate(c, rows, samples) for c in suite.claims]))
+    for name, verdicts in judged:
+        if len(names) > 1:
+            print(f"== {name}")
+        print(format_verdicts(verdicts) if verdicts else f"suite '{name}' declares no [[claims]]")
     return 0
 
 
@@ -253,10 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_cmd_list)
 
     rp = sub.add_parser("report", help="achieved passes/second per method vs the calibrated bound")
-    rp.add_argument("suite")
+    rp.add_argument("suite", nargs="?", help="suite name; with --claims and none, every suite in registry/board.toml")
     rp.add_argument("--results", default="results")
     rp.add_argument("--device", default="auto")
     rp.add_argument("--claims", action="store_true", help="judge the suite's [[claims]] on its results")
+    rp.add_argument("--markdown", action="store_true", help="with --claims: the README table of verdicts")
     rp.set_defaults(func=_cmd_report)
 
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from bench.board.config import BoardConfig
-from bench.board.stats import bootstrap_means, cell_seed, percentile_ci
+from bench.board.stats import bootstrap_means, paired_bootstrap_means, percentile_ci, seed_means, t_interval
 from bench.claims import axis_value, evaluate
 from bench.errors import SuiteError
 
@@ -91,16 +91,96 @@ def test_one_seed_bootstrap_matches_scipy_percentile_interval():
     assert ours[0] == pytest.approx(ref.low, rel=0.03) and ours[1] == pytest.approx(ref.high, rel=0.03)
 
 
-def test_claims_draw_the_board_bootstrap():
-    # A claim's per-β interval is the board's nested bootstrap of that group (training seeds, then images),
-    # with the board's resample count and confidence, seeded as a board cell is: base seed + the group's key.
+def test_claim_points_use_the_board_config():
     rows, samples = make(trend_data(0.5))
-    config = BoardConfig(bootstrap_resamples=300, bootstrap_seed=4, confidence=0.9)
-    v = evaluate(CLAIM, rows, samples, config)
-    groups = [samples[samples["job_id"] == f"relu-{s}"]["value"].to_numpy() for s in range(3)]
-    reps = bootstrap_means(groups, 300, cell_seed(4, ["ef_beta", "ef", "beta=inf"]))
-    label, mean, lo, hi = v.points[-1]
-    assert label == "beta=inf"
-    assert (lo, hi) == percentile_ci(reps, 0.9) and mean == float(reps.mean())
+    v = evaluate(CLAIM, rows, samples, BoardConfig(bootstrap_resamples=300, bootstrap_seed=4, confidence=0.9))
+    assert v.points[-1][0] == "beta=inf" and "paired" in v.pairing
     wider = evaluate(CLAIM, rows, samples, BoardConfig(bootstrap_resamples=300, bootstrap_seed=4, confidence=0.99))
     assert wider.ci[0] < v.ci[0] and wider.ci[1] > v.ci[1]  # the board's confidence level is used
+
+
+# -- paired resampling, interval coverage, trends, exclusion -------------------------------------
+def shared_seed_data(rng, k=5, n=40, effect=0.0, shared=1.0, own=0.02, noise=0.05):
+    """G=2 groups × k seeds × n images: a strong per-seed and per-image component common to both."""
+    common = shared * rng.normal(size=(k, 1)) + noise * rng.normal(size=(1, n))
+    a = common + own * rng.normal(size=(k, 1)) + 0.01 * rng.normal(size=(k, n)) + effect
+    b = common + own * rng.normal(size=(k, 1)) + 0.01 * rng.normal(size=(k, n))
+    return np.stack([a, b])
+
+
+def diff_ci(values, paired, seed=0, resamples=400):
+    reps = paired_bootstrap_means(values, resamples, seed, pair_seeds=paired, pair_images=paired)
+    est = seed_means(values).mean(-1)
+    return t_interval(float(est[0] - est[1]), reps[0] - reps[1], values.shape[1])
+
+
+def test_paired_ci_is_narrower_and_covers_the_truth():
+    values = shared_seed_data(np.random.default_rng(3), effect=0.1)
+    paired, unpaired = diff_ci(values, True), diff_ci(values, False)
+    assert paired[0] < 0.1 < paired[1] and paired[0] > 0  # covers the true 0.1 and excludes 0
+    assert paired[1] - paired[0] < 0.2 * (unpaired[1] - unpaired[0])
+    assert unpaired[0] < 0  # unpaired, the shared seed spread swamps the effect
+
+
+def exclusion_rate(reps, seed):
+    rng = np.random.default_rng(seed)
+    misses = 0
+    for i in range(reps):
+        lo, hi = diff_ci(shared_seed_data(rng), True, seed=i, resamples=200)
+        misses += not lo < 0 < hi
+    return misses / reps
+
+
+def test_coverage_fast():
+    # 200 runs of a true zero effect: binomial sd of the rate is 1.5 points, so [1%, 11%] is 4 sd wide
+    assert 0.01 <= exclusion_rate(200, 0) <= 0.11
+
+
+@pytest.mark.slow
+def test_coverage_slow():
+    # 2000 runs: sd 0.5 points; [3.5%, 7%] allows for the t-interval's slight conservatism (images)
+    assert 0.035 <= exclusion_rate(2000, 1) <= 0.07
+
+
+def test_trend_recovers_a_known_slope():
+    rng = np.random.default_rng(5)
+    acts = ["softplus:0.5", "softplus:1", "softplus:10", "relu"]
+    seed_effect = {s: 0.5 * rng.normal() for s in range(5)}
+    values = {(a, s): 2 + 0.3 * i + seed_effect[s] + 0.05 * rng.normal(size=30)
+              for i, a in enumerate(acts) for s in range(5)}
+    v = evaluate(CLAIM, *make(values))
+    assert v.statistic == pytest.approx(0.3, abs=0.03) and v.ci[0] < 0.3 < v.ci[1]
+    assert v.verdict == "HOLDS" and v.seeds == 5 and v.pairing.startswith("paired: same")
+
+
+def test_exclude_drops_an_axis_point():
+    rows, samples = make(trend_data(0.5))
+    rows["method_params"] = [json.dumps({"sigma": {"softplus:1": 0.0, "softplus:10": 0.5, "relu": 1.0}[a]})
+                             for a in rows["activation"]]
+    claim = {"id": "x", "metric": "ef", "kind": "trend", "along": "param:sigma", "expect": "increasing"}
+    full = evaluate(claim, rows, samples)
+    cut = evaluate({**claim, "exclude": {"param:sigma": 0}}, rows, samples)
+    assert [p[0] for p in full.points] == ["param:sigma=0", "param:sigma=0.5", "param:sigma=1"]
+    assert [p[0] for p in cut.points] == ["param:sigma=0.5", "param:sigma=1"]
+    assert cut.statistic == pytest.approx(full.points[2][1] - full.points[1][1])
+
+
+def test_missing_metric_is_not_computable():
+    rows, samples = make(trend_data(0.5))
+    v = evaluate({**CLAIM, "metric": "sparseness_2d"}, rows, samples)
+    assert v.verdict == "NOT COMPUTABLE" and "metric sparseness_2d has no rows" in v.note
+
+
+def test_groups_on_other_seeds_are_unpaired():
+    rows, samples = make(trend_data(0.5))
+    rows.loc[rows["activation"] == "relu", "model_seed"] += 10
+    claim = {"id": "c", "metric": "ef", "kind": "compare", "a": {"activation": "relu"},
+             "b": {"activation": "softplus:1"}, "expect": "a > b"}
+    assert evaluate(claim, rows, samples).pairing.startswith("unpaired")
+
+
+def test_readme_table_is_the_report():
+    from benchmarks.claims_table import README, END, START, table
+
+    text = README.read_text()
+    assert text.split(START, 1)[1].split(END, 1)[0].strip() == table().strip()

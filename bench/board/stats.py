@@ -267,9 +267,11 @@ def _drop_empty_seeds(values: np.ndarray) -> np.ndarray:
 
 
 def seed_means(values: np.ndarray) -> np.ndarray:
-    """G×S per-seed image means of a G×S×I array (NaN = missing), the point estimates' building block."""
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(np.asarray(values, dtype=np.float64), axis=-1)
+    """G×S per-seed image means of a G×S×I array (NaN = missing: a seed the group has no model of)."""
+    values = np.asarray(values, dtype=np.float64)
+    count = (~np.isnan(values)).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nansum(values, axis=-1) / count
 
 
 def t_interval(estimate: float, replicates: np.ndarray, seeds: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -180,7 +180,7 @@ def test_groups_on_other_seeds_are_unpaired():
 
 
 def test_readme_table_is_the_report():
-    from benchmarks.claims_table import README, END, START, table
+    from benchmarks.claims_table import END, README, START, table
 
     text = README.read_text()
     assert text.split(START, 1)[1].split(END, 1)[0].strip() == table().strip()

@@ -269,12 +269,13 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def judge_suite(name: str, results: str = "results", config: BoardConfig | None = None) -> list[Verdict]:
-    """Every ``[[claims]]`` of suite ``name`` judged on its results under ``results``."""
-    from bench.run.results import join, load_rows, load_samples
-    from bench.suite import load_suite
+def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None = None) -> list[Verdict]:
+    """Every ``[[claims]]`` of a loaded ``bench.suite.Suite`` judged on its results under ``results``.
 
-    suite = load_suite(name)
+    Takes the suite, not its name: ``bench.suite`` imports this module, so this one must not import it.
+    """
+    from bench.run.results import join, load_rows, load_samples
+
     if not suite.claims:
         return []
     root = join(results, suite.name)

@@ -86,9 +86,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _report_claims(args: argparse.Namespace) -> int:
     from bench.board.config import load_board_config
     from bench.claims import format_markdown, format_verdicts, judge_suite
+    from bench.suite import load_suite
 
     names = [args.suite] if args.suite else list(load_board_config().suites)  # no suite: the board's suites
-    judged = [(name, judge_suite(name, args.results)) for name in names]
+    judged = [(name, judge_suite(load_suite(name), args.results)) for name in names]
     if args.markdown:
         print(format_markdown([(n, v) for n, v in judged if v]))
         return 0

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from bench.board.config import load_board_config
 from bench.claims import format_markdown, judge_suite
+from bench.suite import load_suite
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def table(results: str = "results") -> str:
-    judged = [(name, judge_suite(name, results)) for name in load_board_config().suites]
+    judged = [(name, judge_suite(load_suite(name), results)) for name in load_board_config().suites]
     return format_markdown([(n, v) for n, v in judged if v])
 
 

@@ -36,7 +36,7 @@ ROW_SCHEMA = pa.schema([
     ("dataset", pa.string()), ("dataset_params", pa.string()), ("model", pa.string()),
     ("activation", pa.string()), ("model_seed", pa.int64()), ("model_hash", pa.string()),
     ("model_recipe", pa.string()), ("model_accuracy", pa.float64()), ("model_epochs", pa.int64()),
-    ("model_test_accuracy", pa.float64()), ("method", pa.string()), ("method_label", pa.string()),
+    ("model_test_accuracy", pa.float64()), ("model_train_accuracy", pa.float64()), ("method", pa.string()), ("method_label", pa.string()),
     ("method_params", pa.string()), ("metric", pa.string()), ("metric_params", pa.string()),
     ("direction", pa.string()), ("category", pa.string()), ("value", pa.float64()),
     ("stderr", pa.float64()), ("n", pa.int64()), ("seed", pa.int64()), ("samples", pa.int64()),

@@ -57,7 +57,7 @@ SHIFTED_TWIN_SEED_OFFSET = 2000
 
 
 def _predicted(model: nn.Module, x: Tensor) -> Tensor:
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: the class indices feed a backward pass
         return model(x).argmax(1)
 
 

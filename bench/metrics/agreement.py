@@ -84,7 +84,7 @@ def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
 
 @register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,
                  twins=("pair",), reexplains=True,
-                 description="Shared fraction of the top-k pixels of the |channel-sum| maps of two disjoint-split models")
+                 description="Shared fraction of the top-k pixels of the |channel-sum| maps of two split models")
 def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = True,
                             same_init: bool = False) -> Tensor:
     """``absolute=False`` ranks the signed channel sum instead (salient = most positive)."""

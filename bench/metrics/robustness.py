@@ -76,7 +76,7 @@ def _twin_maps(ctx: MetricContext, twin: nn.Module, shift: float = 0.0) -> Tenso
 
 @register_metric("consistency", direction="lower", category="randomisation",
                  twins=("independent",), reexplains=True,
-                 description="|Spearman| between maps of the trained and an independently initialised model (lower = better)")
+                 description="|Spearman| between maps of the trained and an independently initialised model")
 def consistency(ctx: MetricContext) -> Tensor:
     """AdaptGrad's Consistency: |ρ| with the maps of an independently initialised twin, each model
     explaining its own predicted class, as released. The release's random model is a saved file
@@ -88,7 +88,7 @@ def consistency(ctx: MetricContext) -> Tensor:
 
 @register_metric("invariance", direction="higher", category="robustness",
                  twins=("shifted",), reexplains=True,
-                 description="|Spearman| between maps of the model and of a separately trained twin on x+1, explained at x+1")
+                 description="|Spearman| between maps of the model and of a twin trained separately on x+1")
 def invariance(ctx: MetricContext, shift: float = 1.0) -> Tensor:
     """AdaptGrad's Invariance as released: |ρ| with the maps of a twin trained separately (its own
     seed) on x + shift, explained at x + shift within the job's (unshifted) input bounds, each model

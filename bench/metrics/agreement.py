@@ -5,9 +5,10 @@ The job's model is part ``split_index`` of its split factor; its twin is the nex
 seed too, so that at every sf the pair differs in initialisation *and* data and sf=1 (two seeds on
 the full set) is the natural end of the axis. ``same_init=True`` keeps the seed: data alone differs.
 
-Both models are explained with the same noise draws (the twin's generator restarts from the job
-generator's seed, as the job's own maps did), so a SmoothGrad disagreement is the models', not
-Monte-Carlo noise.
+Maps are compared as |channel sum| (the paper's absolute-value convention); split_prediction_corr
+compares the two models' softmax vectors (the paper's Fig. 4b). Both models are explained with the
+same noise draws (the twin's generator restarts from the job generator's seed, as the job's own
+maps did), so a SmoothGrad disagreement is the models', not Monte-Carlo noise.
 """
 
 from __future__ import annotations

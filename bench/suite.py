@@ -210,6 +210,7 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
         if not set(sfs) <= set(SPLIT_FACTORS):
             raise SuiteError(f"models[{i}].split_factor {sfs}: each must be one of {list(SPLIT_FACTORS)}")
         _check_twins(needs, sfs, i)
+        _check_split_epochs(m, sfs, i)
         for (ds, ds_params), act, mseed, sf in itertools.product(datasets, activations, m.get("seeds", [0]), sfs):
             recipe = Recipe(
                 architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
@@ -251,6 +252,14 @@ def _check_twins(needs: list[tuple[str, Any]], split_factors: list[int], i: int)
         if "split" in getattr(metric, "twins", ()) and 1 in split_factors:
             raise SuiteError(f"metric '{name}' compares the other part of a split, but models[{i}] has "
                              "split_factor 1; set split_factor ≥ 2 in that [[models]] table")
+
+
+def _check_split_epochs(model: dict[str, Any], split_factors: list[int], i: int) -> None:
+    """Models compared across split factors train the same epochs (SPEC, split agreement): an
+    accuracy cap would stop each at another epoch and equalise away the effect being measured."""
+    if len(set(split_factors)) > 1 and model.get("accuracy_cap") is not None:
+        raise SuiteError(f"models[{i}] compares split factors {sorted(set(split_factors))} under an accuracy_cap; "
+                         "drop accuracy_cap so every split factor trains the same max_epochs")
 
 
 def _sanity(table: Any) -> dict[str, float]:

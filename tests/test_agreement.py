@@ -88,6 +88,7 @@ def test_a_model_agrees_with_itself(tiny_cnn, shapes_batch, method):
     assert torch.equal(create_metric("split_topk_intersection")(ctx), torch.ones(len(x), dtype=torch.float64))
     assert torch.equal(create_metric("split_l2")(ctx), torch.zeros(len(x), dtype=torch.float64))
     assert torch.equal(create_metric("split_prediction_agreement")(ctx), torch.ones(len(x), dtype=torch.float64))
+    assert torch.allclose(create_metric("split_prediction_corr")(ctx), torch.ones(len(x), dtype=torch.float64))
     assert [r.seed for r in loaded] == [1]  # sf=1: the twin is seed + 1, loaded once for all metrics
 
 
@@ -102,16 +103,37 @@ def test_split_l2_and_rank_corr_of_two_models(tiny_cnn, shapes_batch):
     g1, g2 = ctx.maps, ctx.method(other, x, y % 6)
     assert torch.allclose(l2, (g1 - g2).flatten(1).norm(dim=1).double())
     rc = create_metric("split_rank_corr")(ctx)
-    ref = [scipy.stats.spearmanr(g1[i].sum(0).flatten().numpy(), g2[i].sum(0).flatten().numpy()).statistic
-           for i in range(len(x))]
+    ref = [scipy.stats.spearmanr(g1[i].sum(0).abs().flatten().numpy(), g2[i].sum(0).abs().flatten().numpy()).statistic
+           for i in range(len(x))]  # the paper's |channel sum|
     np.testing.assert_allclose(rc.numpy(), ref, atol=1e-10)
+    top = create_metric("split_topk_intersection", k=50)(ctx)
+    a1, a2 = g1.sum(1).abs().flatten(1), g2.sum(1).abs().flatten(1)
+    shared = [len(set(a1[i].topk(50).indices.tolist()) & set(a2[i].topk(50).indices.tolist())) / 50
+              for i in range(len(x))]
+    np.testing.assert_allclose(top.numpy(), shared)
+
+
+def test_split_prediction_corr_is_scipys_spearman_of_the_softmax_vectors(tiny_cnn, shapes_batch):
+    x, y = shapes_batch
+    torch.manual_seed(1)
+    from bench.models.zoo import cnn_small
+
+    other = cnn_small(in_chans=3, num_classes=6).eval()
+    ctx, _ = _ctx(tiny_cnn, other, x, y % 6, "grad")
+    v = create_metric("split_prediction_corr")(ctx)
+    with torch.no_grad():
+        p1, p2 = tiny_cnn(x).softmax(1).double().numpy(), other(x).softmax(1).double().numpy()
+    ref = [scipy.stats.spearmanr(p1[i], p2[i]).statistic for i in range(len(x))]
+    np.testing.assert_allclose(v.numpy(), ref, atol=1e-12)
+    assert not np.allclose(ref, 1.0)  # two different models: the test can tell them apart
 
 
 SUITE = """
 name = "split-tiny"
 samples = 6
 datasets = [{ name = "shapes", params = { n_train = 300, n_test = 20 } }]
-metrics = ["split_rank_corr", "split_topk_intersection", "split_l2", "split_prediction_agreement"]
+metrics = ["split_rank_corr", "split_topk_intersection", "split_l2", "split_prediction_agreement",
+           "split_prediction_corr"]
 [[models]]
 architecture = "cnn-small"
 split_factor = [1, 2]
@@ -130,8 +152,11 @@ def test_split_suite_end_to_end(tmp_path):
     assert [j.recipe.split_factor for j in suite.jobs] == [1, 2]
     report = Runner(tmp_path / "results", device="cpu", progress=False).run(suite)
     assert not report.failed, report.failed
-    rows = load_rows(tmp_path / "results" / "split-tiny").set_index(["metric", "model_recipe"])["value"]
-    assert len(rows) == 8
+    table = load_rows(tmp_path / "results" / "split-tiny")
+    assert table["model_train_accuracy"].between(0, 1).all()  # each model's train and test accuracy
+    assert table["model_test_accuracy"].between(0, 1).all()
+    rows = table.set_index(["metric", "model_recipe"])["value"]
+    assert len(rows) == 10
     for metric, lo, hi in [("split_rank_corr", -1, 1), ("split_topk_intersection", 0, 1), ("split_l2", 0, 1e6),
-                           ("split_prediction_agreement", 0, 1)]:
+                           ("split_prediction_agreement", 0, 1), ("split_prediction_corr", -1, 1)]:
         assert rows[metric].between(lo, hi).all()

@@ -46,6 +46,7 @@ KIND_CHANGES = {
     "seed": lambda r: r.seed == 1 and r.split_index == 0,
     "split": lambda r: r.split_index == 1,
     "untrained": lambda r: r.max_epochs == 0,
+    "independent": lambda r: r.max_epochs == 0 and r.seed != 0,
     "shifted": lambda r: r.input_shift != 0,
 }
 

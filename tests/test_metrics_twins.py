@@ -94,11 +94,11 @@ def twin_ctx(tiny_cnn, shapes_batch, x_range):
 
     def load_model(recipe: Recipe) -> nn.Module:
         asked.append(recipe)
-        if recipe == dataclasses.replace(base, max_epochs=0, accuracy_cap=None):
+        if recipe == dataclasses.replace(base, max_epochs=0, accuracy_cap=None, seed=1000):
             return twins["random"]
         if recipe == dataclasses.replace(base, seed=1):
             return twins["seed"]
-        if recipe == dataclasses.replace(base, input_shift=1.0):
+        if recipe == dataclasses.replace(base, input_shift=1.0, seed=2000):
             return twins["shift"]
         raise AssertionError(f"unexpected twin recipe {recipe}")
 
@@ -113,13 +113,48 @@ def test_invariance_of_an_exactly_shifted_twin_is_one(twin_ctx):
     torch.testing.assert_close(create_metric("invariance")(ctx), torch.ones(len(ctx.x), dtype=torch.float64))
 
 
-def test_consistency_uses_the_random_init_twin(twin_ctx):
+def _own_class_grad(model, x):
+    return create_method("grad")(model, x, model(x).argmax(1)).detach()
+
+
+def test_consistency_uses_an_independent_random_init_twin_and_own_classes(twin_ctx):
     ctx, twins, asked = twin_ctx
     v = create_metric("consistency")(ctx)
-    assert asked[-1].max_epochs == 0 and asked[-1].accuracy_cap is None
-    other = create_method("grad")(twins["random"], ctx.x, ctx.target).detach()
-    torch.testing.assert_close(v, released_abs_spearman(ctx.maps, other))
+    assert asked[-1].max_epochs == 0 and asked[-1].accuracy_cap is None and asked[-1].seed != ctx.recipe.seed
+    expected = released_abs_spearman(_own_class_grad(ctx.model, ctx.x), _own_class_grad(twins["random"], ctx.x))
+    torch.testing.assert_close(v, expected)
     assert (v >= 0).all() and (v <= 1).all()
+
+
+def test_consistency_random_weights_differ_from_the_trained_models_initial_weights(twin_ctx):
+    from types import SimpleNamespace
+
+    from bench.models.build import initial_model
+
+    ctx, _, asked = twin_ctx
+    create_metric("consistency")(ctx)
+    data = SimpleNamespace(in_chans=3, num_classes=6, image_size=32)
+    start = initial_model(ctx.recipe, data).state_dict()
+    random = initial_model(asked[-1], data).state_dict()
+    same_seed = initial_model(dataclasses.replace(ctx.recipe, max_epochs=0, accuracy_cap=None), data).state_dict()
+    assert all(torch.equal(start[k], same_seed[k]) for k in start)  # what the twin was before the fix
+    assert not any(torch.equal(start[k], random[k]) for k in start if start[k].numel() > 1 and start[k].std() > 0)
+
+
+def test_invariance_twin_has_its_own_seed_and_the_jobs_bounds(twin_ctx):
+    ctx, twins, asked = twin_ctx
+    seen = []
+
+    def grad(model, x, target, x_range=None, generator=None, chunk_size=None):
+        seen.append((model, x_range))
+        return create_method("grad")(model, x, target, x_range=x_range)
+
+    ctx.method = grad
+    create_metric("invariance")(ctx)
+    assert asked[-1].input_shift == 1.0 and asked[-1].seed not in (ctx.recipe.seed, ctx.recipe.seed + 1)
+    twin_ranges = [r for m, r in seen if m is twins["shift"]]
+    assert len(twin_ranges) == 1
+    assert all(torch.equal(a, b) for a, b in zip(twin_ranges[0], ctx.x_range, strict=True))
 
 
 def test_stability_is_the_l2_distance_to_the_next_seed(twin_ctx):

@@ -55,6 +55,33 @@ def test_split_factor_suite_validates():
     assert len(s.jobs) == 5 * (1 + 5 + 1)  # sf × (grad, 5 SmoothGrad σ, IG)
 
 
+@pytest.mark.parametrize("name", ["generalization-small", "generalization-full"])
+def test_generalization_suites_train_every_split_factor_alike_without_a_cap(name):
+    from bench.suite import load_suite
+
+    s = load_suite(name)
+    recipes = list({j.recipe.hash: j.recipe for j in s.jobs}.values())
+    assert sorted({r.split_factor for r in recipes}) == list(SPLIT_FACTORS)
+    assert all(r.accuracy_cap is None for r in recipes)
+    for ds in {r.dataset for r in recipes}:  # the same epochs (and steps per epoch) at every split factor
+        assert len({(r.max_epochs, r.match_steps) for r in recipes if r.dataset == ds}) == 1
+    assert "split_prediction_corr" in {m.name for m in s.jobs[0].metrics}
+
+
+def test_an_accuracy_cap_across_split_factors_is_refused(tmp_path):
+    from bench.errors import GradBenchError
+    from bench.suite import load_suite
+
+    p = tmp_path / "s.toml"
+    body = ('name = "t"\ndatasets = ["shapes"]\nmetrics = ["split_rank_corr"]\n[[models]]\n'
+            'architecture = "cnn-small"\nsplit_factor = [1, 2]\n{cap}[[methods]]\nname = "grad"\n')
+    p.write_text(body.format(cap="accuracy_cap = 0.85\n"))
+    with pytest.raises(GradBenchError, match="drop accuracy_cap"):
+        load_suite(str(p))
+    p.write_text(body.format(cap=""))
+    assert {j.recipe.max_epochs for j in load_suite(str(p)).jobs} == {20}
+
+
 @pytest.mark.parametrize("models, match", [
     ('architecture = "cnn-small"\nsplit_factor = [2, 3]', "each must be one of [1, 2, 4, 8, 16]"),
     ('architecture = "timm:resnt18"', "did you mean 'resnet18'"),

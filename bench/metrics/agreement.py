@@ -5,9 +5,10 @@ The job's model is part ``split_index`` of its split factor; its twin is the nex
 seed too, so that at every sf the pair differs in initialisation *and* data and sf=1 (two seeds on
 the full set) is the natural end of the axis. ``same_init=True`` keeps the seed: data alone differs.
 
-Both models are explained with the same noise draws (the twin's generator restarts from the job
-generator's seed, as the job's own maps did), so a SmoothGrad disagreement is the models', not
-Monte-Carlo noise.
+Maps are compared as |channel sum| (the paper's absolute-value convention); split_prediction_corr
+compares the two models' softmax vectors (the paper's Fig. 4b). Both models are explained with the
+same noise draws (the twin's generator restarts from the job generator's seed, as the job's own
+maps did), so a SmoothGrad disagreement is the models', not Monte-Carlo noise.
 """
 
 from __future__ import annotations
@@ -68,25 +69,43 @@ def topk_intersection(a: Tensor, b: Tensor, k: int) -> Tensor:
     return (ma & mb).sum(1).double() / k
 
 
+def abs_channel_sum(maps: Tensor) -> Tensor:
+    """``B×(H·W)`` |channel sum|: the paper's absolute-value 2-D maps."""
+    return channel_sum(maps).abs().flatten(1)
+
+
 @register_metric("split_rank_corr", direction="higher", category="agreement", citation=CITATION,
                  twins=("pair",), reexplains=True,
-                 description="Spearman correlation of the 2-D maps of two models trained on disjoint splits")
+                 description="Spearman correlation of the |channel-sum| maps of two models trained on disjoint splits")
 def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
     m1, m2 = pair_maps(ctx, same_init)
     # A constant map has no ranking to agree with: 0 (no agreement), where SciPy says NaN.
-    return spearman(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1), norm_product=True).nan_to_num(nan=0.0)
+    return spearman(abs_channel_sum(m1), abs_channel_sum(m2), norm_product=True).nan_to_num(nan=0.0)
 
 
 @register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,
                  twins=("pair",), reexplains=True,
-                 description="Shared fraction of the top-k pixels of the 2-D maps of two disjoint-split models")
-def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = False,
+                 description="Shared fraction of the top-k pixels of the |channel-sum| maps of two split models")
+def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = True,
                             same_init: bool = False) -> Tensor:
+    """``absolute=False`` ranks the signed channel sum instead (salient = most positive)."""
     m1, m2 = pair_maps(ctx, same_init)
-    s1, s2 = channel_sum(m1).flatten(1), channel_sum(m2).flatten(1)
-    if absolute:  # salient = large magnitude, either sign
-        s1, s2 = s1.abs(), s2.abs()
-    return topk_intersection(s1, s2, k)
+    if absolute:  # the paper's convention: salient = large magnitude, either sign
+        return topk_intersection(abs_channel_sum(m1), abs_channel_sum(m2), k)
+    return topk_intersection(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1), k)
+
+
+@register_metric("split_prediction_corr", direction="higher", category="agreement", citation=CITATION,
+                 twins=("pair",),
+                 description="Spearman correlation of the softmax vectors of two disjoint-split models (Fig. 4b)")
+def split_prediction_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
+    """Per input, Spearman of the two models' softmax vectors over the classes (the paper's
+    prediction-level agreement, its Fig. 4b); a constant vector scores 0 as in split_rank_corr.
+    Softmax is monotone in the logits, so the ranks are the same whatever the job's ``output``."""
+    twin = _twin(ctx, same_init)
+    with torch.inference_mode():
+        p1, p2 = ctx.model(ctx.x).double().softmax(1), twin(ctx.x).double().softmax(1)
+    return spearman(p1, p2).nan_to_num(nan=0.0)
 
 
 @register_metric("split_l2", direction="lower", category="agreement", citation=CITATION,

@@ -97,7 +97,8 @@ def trained_model(recipe: Recipe, device: str | torch.device = "cpu", progress: 
     model = initial_model(recipe, data)  # the skeleton the cached weights go into
     model.load_state_dict(ckpt["state_dict"])
     return TrainedModel(prepare_model(model.to(device), device), recipe, ckpt["accuracy"], ckpt["epochs"],
-                        ckpt["test_accuracy"], ckpt.get("precision", "fp32"), tuple(ckpt.get("history", ())))
+                        ckpt["test_accuracy"], ckpt.get("precision", "fp32"), tuple(ckpt.get("history", ())),
+                        ckpt.get("train_accuracy"))
 
 
 def recipe_from_json(text: str) -> Recipe:

@@ -94,6 +94,7 @@ class TrainedModel:
     test_accuracy: float
     precision: str = "fp32"  # "bf16-autocast" when trained under CUDA autocast
     history: tuple[float, ...] = ()  # held-out accuracy after each epoch
+    train_accuracy: float | None = None  # on the images it trained on (None: cached before it was stored)
 
 
 def cache_dir() -> Path:
@@ -245,7 +246,9 @@ def train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | to
             f"{acc:.3f} after {recipe.max_epochs} epochs, below the cap {recipe.accuracy_cap}; "
             "raise max_epochs or lower accuracy_cap in the suite")
     test_acc = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
-    meta = {"accuracy": acc, "epochs": epoch, "test_accuracy": test_acc, "precision": precision,
+    train_acc = _accuracy(model, x_tr, y_tr)  # its own part, unaugmented: has it converged on it?
+    meta = {"accuracy": acc, "epochs": epoch, "test_accuracy": test_acc, "train_accuracy": train_acc,
+            "precision": precision,
             "history": history, "n_train": len(part), "steps": steps_done, "cap_reached": reached}
     _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                   "recipe": recipe.to_json(), **meta}, final)

@@ -44,6 +44,7 @@ ROW_SCHEMA = pa.schema([
     ("explain_seconds", pa.float64()), ("explain_passes", pa.int64()), ("metric_seconds", pa.float64()),
     ("bench_version", pa.string()), ("torch_version", pa.string()), ("package_versions", pa.string()),
     ("git_commit", pa.string()), ("created_at", pa.string()),
+    ("n_constant_maps", pa.int64()),  # inputs left out of every metric: their map was constant
 ])
 REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "method_label", "metric",
             "value", "stderr", "n", "direction", "category")
@@ -163,6 +164,8 @@ class ResultStore:
     def write_failure(self, job: Job, error: BaseException) -> None:
         record = {"job_id": job.id, "label": job.label, "error_type": type(error).__name__,
                   "message": str(error), "schema_version": SCHEMA_VERSION}
+        if hasattr(error, "n_constant_maps"):  # bench.run.runner.ConstantMapsError
+            record["n_constant_maps"] = error.n_constant_maps
         text = json.dumps(record, indent=2).encode()
         atomic_write(self.fs, self.path("_failures", f"{job.id}.json"), lambda out: out.write(text))
 

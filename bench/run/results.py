@@ -237,3 +237,48 @@ def digest(rows: pd.DataFrame) -> str:
     for r in keyed.itertuples(index=False):
         h.update(f"{r.job_id}|{r.metric}|{float(r.value)!r}|{float(r.stderr)!r}|{int(r.n)}\n".encode())
     return h.hexdigest()
+
+
+def job_files(root: Path | str) -> dict[str, list[str]]:
+    """Job id → every file of that job under a suite folder: summary rows, ``_samples`` and the other
+    ``_<name>`` side tables (``_corrupt`` included), ``_failures``."""
+    fs, base = filesystem(root)
+    out: dict[str, list[str]] = {}
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    for i in infos:
+        rel = i.path[len(base):].strip("/").split("/")
+        if i.type != pafs.FileType.File or i.base_name.startswith(".") or len(rel) > 2:
+            continue
+        if len(rel) == 2 and not rel[0].startswith("_"):
+            continue  # another folder (plots, a nested suite): not this suite's job files
+        stem, dot, ext = i.base_name.partition(".")
+        if dot and ext in ("parquet", "json"):
+            out.setdefault(stem, []).append(i.path)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def stale_jobs(root: Path | str, current: set[str]) -> dict[str, list[str]]:
+    """The files of jobs stored under ``root`` that are not in ``current`` (the suite's job ids now):
+    results of an earlier definition of the suite, which must not pool with the current ones."""
+    return {job: files for job, files in job_files(root).items() if job not in current}
+
+
+def drop_jobs(frame: pd.DataFrame, jobs: set[str] | dict) -> pd.DataFrame:
+    """``frame`` without the rows of ``jobs`` (a frame without a job_id column is returned as is)."""
+    if frame.empty or "job_id" not in frame.columns or not jobs:
+        return frame
+    return frame[~frame["job_id"].isin(set(jobs))].reset_index(drop=True)
+
+
+def ignored_note(n: int, suite: str) -> str:
+    return f"ignored {n} results of jobs no longer in suite {suite} (bench prune {suite})"
+
+
+def prune(root: Path | str, current: set[str], dry_run: bool = False) -> list[str]:
+    """Delete (or with ``dry_run`` only list) the files of the jobs under ``root`` not in ``current``."""
+    fs, _ = filesystem(root)
+    paths = [p for files in stale_jobs(root, current).values() for p in files]
+    if not dry_run:
+        for p in paths:
+            fs.delete_file(p)
+    return paths

@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     todo = report.total - report.skipped
     if args.dry_run:
         if args.estimate:
-            from bench.run.cost import estimate_jobs
+            from bench.run.cost import estimate_jobs, estimate_training
 
             jobs = runner.select(suite, args.jobs)
             done = {j.id for j in jobs if runner.store(suite).has(j)}
@@ -51,8 +51,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 total += 0 if e.done else e.seconds
                 print(f"{'done' if e.done else 'todo'}  {e.passes_per_input:6d} passes/input  "
                       f"~{e.seconds:8.2f} s  {e.label}")
-            print(f"estimated explain time of the jobs to run: {total:.1f} s on {runner.device} "
-                  "(calibrated input-gradient rate; training and metrics not included)")
+            trains = estimate_training([j for j in jobs if j.id not in done], runner.device, args.data_root)
+            for t in trains:
+                print(f"{'cached' if t.cached else 'train '}  {t.steps:6d} steps        ~{t.seconds:8.2f} s  {t.label}")
+            training = sum(t.seconds for t in trains)
+            print(f"estimated time of the jobs to run on {runner.device}: explain {total:.1f} s + training "
+                  f"{training:.1f} s = {total + training:.1f} s (calibrated input-gradient rate and optimiser "
+                  "steps; training up to max_epochs; metrics not included)")
         print(f"{suite.name}: {report.total} jobs, {report.skipped} already done, {todo} to run "
               f"(results in {join(args.results, suite.name)})")
         return 0

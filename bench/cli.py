@@ -55,9 +55,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             for t in trains:
                 print(f"{'cached' if t.cached else 'train '}  {t.steps:6d} steps        ~{t.seconds:8.2f} s  {t.label}")
             training = sum(t.seconds for t in trains)
-            print(f"estimated time of the jobs to run on {runner.device}: explain {total:.1f} s + training "
-                  f"{training:.1f} s = {total + training:.1f} s (calibrated input-gradient rate and optimiser "
-                  "steps; training up to max_epochs; metrics not included)")
+            print(f"estimated explain time of the jobs to run: {total:.1f} s on {runner.device} "
+                  "(calibrated input-gradient rate; metrics not included)")
+            print(f"estimated training time of uncached models: {training:.1f} s (timed optimiser steps "
+                  f"x max_epochs; an accuracy cap may stop sooner); total {total + training:.1f} s")
         print(f"{suite.name}: {report.total} jobs, {report.skipped} already done, {todo} to run "
               f"(results in {join(args.results, suite.name)})")
         return 0

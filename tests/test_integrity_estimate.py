@@ -25,7 +25,7 @@ def test_cli_estimate_prints_training_on_its_own_line(tiny_suite, tmp_path, caps
     path = tiny_suite(methods=("grad",), activations=("softplus:9",))
     assert main(["run", path, "--dry-run", "--estimate", "--device", "cpu", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "train " in out and "+ training" in out
-    training = float(out.split("+ training ")[1].split(" s")[0])
+    assert "train " in out and "estimated explain time" in out
+    training = float(out.split("training time of uncached models: ")[1].split(" s")[0])
     assert training > 0
     assert not list(tmp_path.rglob("*.parquet"))

@@ -62,7 +62,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{suite.name}: {report.total} jobs, {report.skipped} already done, {todo} to run "
               f"(results in {join(args.results, suite.name)})")
         return 0
-    print(f"{suite.name}: {len(report.done)} ran, {report.skipped} already done, "
+    claimed = f"{len(report.claimed)} left to another runner, " if report.claimed else ""
+    print(f"{suite.name}: {len(report.done)} ran, {report.skipped} already done, {claimed}"
           f"{len(report.failed)} failed (results in {join(args.results, suite.name)})")
     for label, err in report.failed:
         print(f"  FAILED {label}: {err}", file=sys.stderr)

@@ -9,6 +9,8 @@ Layout of ``results/<suite>/``:
     _<table>/<job_id>.parquet   side tables the job's metrics declare and emit, e.g. _spectra (ef's mean
                                 radial power spectrum per job, for plots)
     _failures/<job_id>.json     error type and message of a failed job
+    _claims/<job_id>.claim      a runner is computing the job now (pid, host, time); removed when its
+                                files are written, so concurrent runners on one folder split the work
 Folders start with ``_`` so that pyarrow's dataset discovery (pandas, DuckDB globs) skips them.
 """
 
@@ -18,6 +20,8 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -52,6 +56,8 @@ SAMPLE_SCHEMA = pa.schema([("job_id", pa.string()), ("metric", pa.string()),
                            ("sample", pa.int64()), ("value", pa.float64())])
 # A side table's rows of one job with their on-disk schema (declared by the metric that emits them).
 SideRows = tuple[pa.Schema, pd.DataFrame]
+# A claim older than this is stale even if its process cannot be tested (another host).
+CLAIM_TIMEOUT_S = float(os.environ.get("GRADBENCH_CLAIM_TIMEOUT", 6 * 3600))
 
 
 def is_uri(root: str | os.PathLike) -> bool:
@@ -175,6 +181,59 @@ class ResultStore:
         for path in stale:
             self.fs.delete_file(path)
         return len(stale)
+
+    def claim(self, job: Job, timeout_s: float = CLAIM_TIMEOUT_S) -> bool:
+        """Claim ``job`` for this process; False when a live runner holds it. A claim is stale when its
+        process is dead (same host) or, from another host (no pid to test), older than ``timeout_s``;
+        and is then taken over. On a local disk the create is atomic (O_CREAT | O_EXCL); on other
+        pyarrow/fsspec filesystems there is no exclusive create, so it is check-then-write: two
+        runners starting one job within the same instant may both compute it (harmless: same rows)."""
+        path = self.path("_claims", f"{job.id}.claim")
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
+                             "job_id": job.id}).encode()
+        for _ in range(2):  # the second try after taking over a stale claim
+            if isinstance(self.fs, pafs.LocalFileSystem):
+                os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    pass
+                else:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(record)
+                    return True
+            elif self.fs.get_file_info(path).type != pafs.FileType.File:
+                atomic_write(self.fs, path, lambda out: out.write(record))
+                return True
+            if not self._stale(path, timeout_s):
+                return False
+            with contextlib.suppress(Exception):  # another runner may be taking it over too
+                self.fs.delete_file(path)
+        return False
+
+    def _stale(self, path: str, timeout_s: float) -> bool:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                held = json.loads(f.read())
+        except FileNotFoundError:
+            return True  # released between our create and our read
+        except Exception:  # half-written by a runner killed mid-write, or unreadable
+            held = {}
+        if held.get("host") == socket.gethostname():  # this host: the process's life decides, however long
+            try:
+                os.kill(int(held["pid"]), 0)
+                return False
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False  # alive, under another user
+            except (KeyError, ValueError, TypeError):
+                pass  # no pid recorded: the age decides
+        return time.time() - float(held.get("time", 0)) > timeout_s
+
+    def release(self, job: Job) -> None:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.fs.delete_file(self.path("_claims", f"{job.id}.claim"))
 
     def failures(self) -> list[dict[str, Any]]:
         out = []

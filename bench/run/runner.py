@@ -43,6 +43,10 @@ class RunReport:
     skipped: int
     done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)  # labels of jobs another live runner is computing
+
+
+CLAIMED = "claimed by another runner"
 
 
 class ConstantMapsError(GradBenchError):
@@ -199,15 +203,22 @@ class Runner:
         else:
             raise ValueError(f"unknown executor '{executor}'; use 'local' or 'ray'")
         for job, error in outcomes:
-            if error is None:
+            if error == CLAIMED:
+                report.claimed.append(job.label)
+            elif error is None:
                 report.done.append(job.id)
             else:
                 report.failed.append((job.label, error))
         return report
 
     def run_job(self, job: Job, store: ResultStore) -> tuple[Job, str | None]:
-        """Execute one job and write its rows, or its failure record; never raises."""
+        """Execute one job and write its rows, or its failure record; never raises. A job another live
+        runner has claimed (or finished since this run listed its jobs) is left to it: error CLAIMED."""
+        if not store.claim(job):
+            return job, CLAIMED
         try:
+            if store.has(job):  # done by another runner between our listing and our claim
+                return job, CLAIMED
             with allow_tf32(self.fast):  # TF32 changes gradients at the 1e-3 level: only when asked
                 rows, samples, side = self.execute(job)
             store.write(job, rows, samples, side)
@@ -215,6 +226,8 @@ class Runner:
         except Exception as e:  # recorded; the other jobs go on
             store.write_failure(job, e)
             return job, f"{type(e).__name__}: {e}"
+        finally:
+            store.release(job)  # after the job's files are written
 
 
 def run_on_worker(job: Job, store_root: str, device: str, *, results_root: str, chunk_size: int | None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -274,12 +275,15 @@ def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None
 
     Takes the suite, not its name: ``bench.suite`` imports this module, so this one must not import it.
     """
-    from bench.run.results import join, load_rows, load_samples
+    from bench.run.results import drop_jobs, ignored_note, join, load_rows, load_samples, stale_jobs
 
     if not suite.claims:
         return []
     root = join(results, suite.name)
-    rows, samples = load_rows(root), load_samples(root)
+    stale = set(stale_jobs(root, {j.id for j in suite.jobs}))  # an edited suite must not pool old results
+    rows, samples = drop_jobs(load_rows(root), stale), drop_jobs(load_samples(root), stale)
+    if stale:
+        print(f"note: {ignored_note(len(stale), suite.name)}", file=sys.stderr)
     if samples.empty:
         raise SuiteError(f"no per-sample values in {root}; run 'bench run {suite.name}' first")
     return [evaluate(c, rows, samples, config) for c in suite.claims]

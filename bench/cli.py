@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     todo = report.total - report.skipped
     if args.dry_run:
         if args.estimate:
-            from bench.run.cost import estimate_jobs
+            from bench.run.cost import estimate_jobs, estimate_training
 
             jobs = runner.select(suite, args.jobs)
             done = {j.id for j in jobs if runner.store(suite).has(j)}
@@ -51,12 +51,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 total += 0 if e.done else e.seconds
                 print(f"{'done' if e.done else 'todo'}  {e.passes_per_input:6d} passes/input  "
                       f"~{e.seconds:8.2f} s  {e.label}")
+            trains = estimate_training([j for j in jobs if j.id not in done], runner.device, args.data_root)
+            for t in trains:
+                print(f"{'cached' if t.cached else 'train '}  {t.steps:6d} steps        ~{t.seconds:8.2f} s  {t.label}")
+            training = sum(t.seconds for t in trains)
             print(f"estimated explain time of the jobs to run: {total:.1f} s on {runner.device} "
-                  "(calibrated input-gradient rate; training and metrics not included)")
+                  "(calibrated input-gradient rate; metrics not included)")
+            print(f"estimated training time of uncached models: {training:.1f} s (timed optimiser steps "
+                  f"x max_epochs; an accuracy cap may stop sooner); total {total + training:.1f} s")
         print(f"{suite.name}: {report.total} jobs, {report.skipped} already done, {todo} to run "
               f"(results in {join(args.results, suite.name)})")
         return 0
-    print(f"{suite.name}: {len(report.done)} ran, {report.skipped} already done, "
+    claimed = f"{len(report.claimed)} left to another runner, " if report.claimed else ""
+    print(f"{suite.name}: {len(report.done)} ran, {report.skipped} already done, {claimed}"
           f"{len(report.failed)} failed (results in {join(args.results, suite.name)})")
     for label, err in report.failed:
         print(f"  FAILED {label}: {err}", file=sys.stderr)
@@ -67,12 +74,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from bench.provenance import resolve_device
     from bench.run.cost import pass_report
     from bench.run.results import join, load_rows
+    from bench.suite import load_suite
 
     if args.claims:
         return _report_claims(args)
     if not args.suite:
         raise SuiteError("bench report needs a suite name (only --claims judges every board suite)")
-    rows = load_rows(join(args.results, args.suite))
+    from bench.board.build import current_only
+
+    try:  # a suite path reads results/<its name>; a results-only suite, its folder
+        name = load_suite(args.suite).name
+    except GradBenchError:
+        name = args.suite
+    (rows,), notes = current_only(args.results, [args.suite], load_rows(join(args.results, name)))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
     for r in pass_report(rows, resolve_device(args.device)):
         track = f"{r['dataset']}/{r['model']}[{r['activation']}]"
@@ -114,13 +130,16 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from bench.board import load_board_config, result_roots
+    from bench.board.build import current_only
     from bench.board.plots import make_plots
     from bench.run.results import load_rows
 
-    roots = result_roots(args.results, args.suites or list(load_board_config().suites))
-    made, notes = make_plots(load_rows(*roots), roots, Path(args.out or Path(args.results) / "plots"),
+    suites = args.suites or list(load_board_config().suites)
+    roots = result_roots(args.results, suites)
+    (rows,), notes = current_only(args.results, suites, load_rows(*roots))
+    made, plot_notes = make_plots(rows, roots, Path(args.out or Path(args.results) / "plots"),
                              saliency=not args.no_saliency)
-    for note in notes:
+    for note in notes + plot_notes:
         print(f"note: {note}", file=sys.stderr)
     for _, path in made:
         print(path)
@@ -132,7 +151,26 @@ def _cmd_cite(args: argparse.Namespace) -> int:
     from bench.run.results import load_rows
 
     suites = args.suites or list(load_board_config().suites)
-    print(bibtex(load_rows(*result_roots(args.results, suites)), suites), end="")
+    from bench.board.build import current_only
+
+    (rows,), notes = current_only(args.results, suites, load_rows(*result_roots(args.results, suites)))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(bibtex(rows, suites), end="")
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from bench.run.results import join, prune
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    paths = prune(join(args.results, suite.name), {j.id for j in suite.jobs}, dry_run=args.dry_run)
+    for p in paths:
+        print(f"{'would remove' if args.dry_run else 'removed'} {p}")
+    jobs = len({Path(p).name.split(".")[0] for p in paths})
+    print(f"{suite.name}: {'would remove' if args.dry_run else 'removed'} {len(paths)} files of {jobs} jobs "
+          "no longer in the suite")
     return 0
 
 
@@ -261,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--claims", action="store_true", help="judge the suite's [[claims]] on its results")
     rp.add_argument("--markdown", action="store_true", help="with --claims: the README table of verdicts")
     rp.set_defaults(func=_cmd_report)
+
+    pr = sub.add_parser("prune", help="remove results of jobs no longer in a suite's definition")
+    pr.add_argument("suite")
+    pr.add_argument("--results", default="results")
+    pr.add_argument("--dry-run", action="store_true", help="list the files, remove nothing")
+    pr.set_defaults(func=_cmd_prune)
 
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")
     t.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")

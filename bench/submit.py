@@ -36,6 +36,7 @@ from bench.board import SUBMISSIONS, load_board_config, write_board
 from bench.errors import GradBenchError, MethodOutputError
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
 from bench.models.build import recipe_data, scored_model, untrained_model
+from bench.run.runner import constant_maps
 from bench.suite import Suite, expand, load_suite, resolve_suite_path
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
@@ -179,6 +180,10 @@ def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seco
     first = time.perf_counter() - t0
     if not torch.equal(x, x_before):
         raise SubmissionError(f"method '{method.name}' modified its input x in place; work on a copy")
+    constant = constant_maps(maps)
+    if constant.any():  # a constant map explains nothing, and EF would rank it first
+        raise SubmissionError(f"method '{method.name}' returns a constant map (all elements equal) on "
+                              f"{int(constant.sum())} of {len(x)} validation inputs; it must explain each input")
     stochastic = not torch.equal(gen.get_state(), torch.Generator(device=x.device).manual_seed(0).get_state())
 
     t0 = time.perf_counter()

@@ -17,7 +17,17 @@ import pandas as pd
 from bench.board.config import BoardConfig, load_board_config
 from bench.board.render import render
 from bench.errors import GradBenchError, ResultsError
-from bench.run.results import digest, is_uri, load_rows, load_samples, write_file
+from bench.run.results import (
+    digest,
+    drop_jobs,
+    ignored_note,
+    is_uri,
+    join,
+    load_rows,
+    load_samples,
+    stale_jobs,
+    write_file,
+)
 from bench.suite import load_suite
 
 SUBMISSIONS = "submissions"
@@ -57,6 +67,30 @@ def board_globs(results: Path | str, suites: Sequence[str], board_dir: Path | st
     return out
 
 
+def current_only(results: Path | str, suites: Sequence[str], *frames: pd.DataFrame) -> tuple[list[pd.DataFrame],
+                                                                                               list[str]]:
+    """The frames without the jobs stored under ``results/<suite>`` that the suite's current definition
+    no longer has (an edited suite must not pool old and new results), and a note per suite that had some.
+    A suite that does not resolve (results only) is kept whole; submissions' jobs are never in the
+    suite folder, so they stay."""
+    notes, out = [], list(frames)
+    for s in suites:
+        try:
+            suite = load_suite(s)
+        except GradBenchError:
+            continue
+        s = suite.name
+        stale = set(stale_jobs(join(results, s), {j.id for j in suite.jobs}))
+        ignored = out[0].loc[out[0]["job_id"].isin(stale), "job_id"].nunique()
+        out = [drop_jobs(f, stale) for f in out]
+        if ignored:
+            notes.append(ignored_note(int(ignored), s))
+    if out and out[0].empty:
+        raise ResultsError(f"no results of the current jobs of {', '.join(suites)} under {results} "
+                           f"({'; '.join(notes)}); run 'bench run {suites[0]}'")
+    return out, notes
+
+
 def suite_sanity(suites: Sequence[str]) -> dict[str, dict[str, float]]:
     """``[sanity]`` thresholds of the named suites that resolve (a results-only suite has none)."""
     out = {}
@@ -85,12 +119,13 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str = "l
                            f"down first (e.g. 'aws s3 sync {results} results') and pass --results results")
     out = Path(out)
     roots = result_roots(results, suites)
-    rows, samples = load_rows(*roots), load_samples(*roots)
-    links, notes = [], []
+    (rows, samples), notes = current_only(results, suites, load_rows(*roots), load_samples(*roots))
+    links = []
     if plots:
         from bench.board.plots import make_plots  # matplotlib only when drawing
 
-        made, notes = make_plots(rows, roots, Path(results) / "plots", saliency=saliency)
+        made, plot_notes = make_plots(rows, roots, Path(results) / "plots", saliency=saliency)
+        notes += plot_notes
         links = [(t, Path(os.path.relpath(p.resolve(), out.resolve().parent)).as_posix()) for t, p in made]
     citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}
     text = render(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,

@@ -8,8 +8,10 @@ chunk sizes and keeps the best rate — the bound a method's achieved rate is co
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from torch import Tensor, nn
 
 from bench.methods import create_method
 from bench.methods.base import input_gradient
-from bench.models.build import recipe_data, recipe_from_json, scored_model, untrained_model
+from bench.models.build import initial_model, recipe_data, recipe_from_json, scored_model, untrained_model
+from bench.models.train import HELD_OUT_FRACTION, _optimizer, checkpoint_path
 
 CALIBRATION_CHUNKS = (16, 64, 256)
 
@@ -106,6 +109,70 @@ def estimate_jobs(jobs, device: torch.device, done: set[str], data_root: str | P
                               data.y_test[:4].to(device), x_range)
         out.append(JobEstimate(job.label, passes, passes * job.samples / calibrations[key].rows_per_second,
                                job.id in done))
+    return out
+
+
+@dataclass(frozen=True)
+class TrainEstimate:
+    recipe_hash: str
+    label: str
+    steps: int  # optimiser steps of max_epochs (an accuracy cap may stop earlier: an upper bound)
+    seconds: float  # 0 when the model is cached
+    cached: bool
+
+
+def training_steps(recipe, n_train: int) -> int:
+    """Optimiser steps of the recipe's max_epochs, counted as bench.models.train.train counts them."""
+    n_fit = n_train - max(1, int(round(n_train * HELD_OUT_FRACTION)))
+    draws = n_fit if recipe.match_steps else math.ceil(n_fit / recipe.split_factor)
+    return math.ceil(draws / recipe.batch_size) * recipe.max_epochs
+
+
+def seconds_per_step(recipe, data, device: torch.device, steps: int = 3) -> float:
+    """Time a few optimiser steps of the recipe (its optimiser, batch size and autocast) on ``device``,
+    after one warm-up step: the per-step cost of the architecture, as ``calibrate`` times passes."""
+    model = initial_model(recipe, data).to(device).train()
+    opt, sched = _optimizer(recipe, model, 1000)
+    amp = recipe.amp and device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+    idx = torch.arange(recipe.batch_size) % len(data.x_train)
+    xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up: allocations, cuDNN autotuning
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def estimate_training(jobs, device: torch.device, data_root: str | Path | None = None) -> list[TrainEstimate]:
+    """Per model the jobs need (their recipes; metrics' twin models not included): 0 s when cached, else
+    max_epochs × steps per epoch × the measured seconds per step. Held-out checks are not timed."""
+    out, seen = [], set()
+    for job in jobs:
+        r = job.recipe
+        if r.hash in seen:
+            continue
+        seen.add(r.hash)
+        label = f"{r.dataset}/{r.architecture}[{r.activation}] seed {r.seed}"
+        if checkpoint_path(r).exists():
+            out.append(TrainEstimate(r.hash, label, 0, 0.0, True))
+            continue
+        data = recipe_data(r, data_root)
+        steps = training_steps(r, len(data.x_train))
+        out.append(TrainEstimate(r.hash, label, steps, steps * seconds_per_step(r, data, device), False))
     return out
 
 

@@ -9,6 +9,8 @@ Layout of ``results/<suite>/``:
     _<table>/<job_id>.parquet   side tables the job's metrics declare and emit, e.g. _spectra (ef's mean
                                 radial power spectrum per job, for plots)
     _failures/<job_id>.json     error type and message of a failed job
+    _claims/<job_id>.claim      a runner is computing the job now (pid, host, time); removed when its
+                                files are written, so concurrent runners on one folder split the work
 Folders start with ``_`` so that pyarrow's dataset discovery (pandas, DuckDB globs) skips them.
 """
 
@@ -18,6 +20,8 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +49,7 @@ ROW_SCHEMA = pa.schema([
     ("explain_seconds", pa.float64()), ("explain_passes", pa.int64()), ("metric_seconds", pa.float64()),
     ("bench_version", pa.string()), ("torch_version", pa.string()), ("package_versions", pa.string()),
     ("git_commit", pa.string()), ("created_at", pa.string()),
+    ("n_constant_maps", pa.int64()),  # inputs left out of every metric: their map was constant
 ])
 REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "method_label", "metric",
             "value", "stderr", "n", "direction", "category")
@@ -52,6 +57,8 @@ SAMPLE_SCHEMA = pa.schema([("job_id", pa.string()), ("metric", pa.string()),
                            ("sample", pa.int64()), ("value", pa.float64())])
 # A side table's rows of one job with their on-disk schema (declared by the metric that emits them).
 SideRows = tuple[pa.Schema, pd.DataFrame]
+# A claim older than this is stale even if its process cannot be tested (another host).
+CLAIM_TIMEOUT_S = float(os.environ.get("GRADBENCH_CLAIM_TIMEOUT", 6 * 3600))
 
 
 def is_uri(root: str | os.PathLike) -> bool:
@@ -164,6 +171,8 @@ class ResultStore:
     def write_failure(self, job: Job, error: BaseException) -> None:
         record = {"job_id": job.id, "label": job.label, "error_type": type(error).__name__,
                   "message": str(error), "schema_version": SCHEMA_VERSION}
+        if hasattr(error, "n_constant_maps"):  # bench.run.runner.ConstantMapsError
+            record["n_constant_maps"] = error.n_constant_maps
         text = json.dumps(record, indent=2).encode()
         atomic_write(self.fs, self.path("_failures", f"{job.id}.json"), lambda out: out.write(text))
 
@@ -173,6 +182,59 @@ class ResultStore:
         for path in stale:
             self.fs.delete_file(path)
         return len(stale)
+
+    def claim(self, job: Job, timeout_s: float = CLAIM_TIMEOUT_S) -> bool:
+        """Claim ``job`` for this process; False when a live runner holds it. A claim is stale when its
+        process is dead (same host) or, from another host (no pid to test), older than ``timeout_s``;
+        and is then taken over. On a local disk the create is atomic (O_CREAT | O_EXCL); on other
+        pyarrow/fsspec filesystems there is no exclusive create, so it is check-then-write: two
+        runners starting one job within the same instant may both compute it (harmless: same rows)."""
+        path = self.path("_claims", f"{job.id}.claim")
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
+                             "job_id": job.id}).encode()
+        for _ in range(2):  # the second try after taking over a stale claim
+            if isinstance(self.fs, pafs.LocalFileSystem):
+                os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    pass
+                else:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(record)
+                    return True
+            elif self.fs.get_file_info(path).type != pafs.FileType.File:
+                atomic_write(self.fs, path, lambda out: out.write(record))
+                return True
+            if not self._stale(path, timeout_s):
+                return False
+            with contextlib.suppress(Exception):  # another runner may be taking it over too
+                self.fs.delete_file(path)
+        return False
+
+    def _stale(self, path: str, timeout_s: float) -> bool:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                held = json.loads(f.read())
+        except FileNotFoundError:
+            return True  # released between our create and our read
+        except Exception:  # half-written by a runner killed mid-write, or unreadable
+            held = {}
+        if held.get("host") == socket.gethostname():  # this host: the process's life decides, however long
+            try:
+                os.kill(int(held["pid"]), 0)
+                return False
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False  # alive, under another user
+            except (KeyError, ValueError, TypeError):
+                pass  # no pid recorded: the age decides
+        return time.time() - float(held.get("time", 0)) > timeout_s
+
+    def release(self, job: Job) -> None:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.fs.delete_file(self.path("_claims", f"{job.id}.claim"))
 
     def failures(self) -> list[dict[str, Any]]:
         out = []
@@ -235,3 +297,48 @@ def digest(rows: pd.DataFrame) -> str:
     for r in keyed.itertuples(index=False):
         h.update(f"{r.job_id}|{r.metric}|{float(r.value)!r}|{float(r.stderr)!r}|{int(r.n)}\n".encode())
     return h.hexdigest()
+
+
+def job_files(root: Path | str) -> dict[str, list[str]]:
+    """Job id → every file of that job under a suite folder: summary rows, ``_samples`` and the other
+    ``_<name>`` side tables (``_corrupt`` included), ``_failures``."""
+    fs, base = filesystem(root)
+    out: dict[str, list[str]] = {}
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    for i in infos:
+        rel = i.path[len(base):].strip("/").split("/")
+        if i.type != pafs.FileType.File or i.base_name.startswith(".") or len(rel) > 2:
+            continue
+        if len(rel) == 2 and not rel[0].startswith("_"):
+            continue  # another folder (plots, a nested suite): not this suite's job files
+        stem, dot, ext = i.base_name.partition(".")
+        if dot and ext in ("parquet", "json"):
+            out.setdefault(stem, []).append(i.path)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def stale_jobs(root: Path | str, current: set[str]) -> dict[str, list[str]]:
+    """The files of jobs stored under ``root`` that are not in ``current`` (the suite's job ids now):
+    results of an earlier definition of the suite, which must not pool with the current ones."""
+    return {job: files for job, files in job_files(root).items() if job not in current}
+
+
+def drop_jobs(frame: pd.DataFrame, jobs: set[str] | dict) -> pd.DataFrame:
+    """``frame`` without the rows of ``jobs`` (a frame without a job_id column is returned as is)."""
+    if frame.empty or "job_id" not in frame.columns or not jobs:
+        return frame
+    return frame[~frame["job_id"].isin(set(jobs))].reset_index(drop=True)
+
+
+def ignored_note(n: int, suite: str) -> str:
+    return f"ignored {n} results of jobs no longer in suite {suite} (bench prune {suite})"
+
+
+def prune(root: Path | str, current: set[str], dry_run: bool = False) -> list[str]:
+    """Delete (or with ``dry_run`` only list) the files of the jobs under ``root`` not in ``current``."""
+    fs, _ = filesystem(root)
+    paths = [p for files in stale_jobs(root, current).values() for p in files]
+    if not dry_run:
+        for p in paths:
+            fs.delete_file(p)
+    return paths

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.errors import SuiteError
+from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, canonical_json
 from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
@@ -43,8 +43,26 @@ class RunReport:
     skipped: int
     done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)  # labels of jobs another live runner is computing
 
 
+CLAIMED = "claimed by another runner"
+
+
+class ConstantMapsError(GradBenchError):
+    """Every map of a job is constant: the method said nothing, so no metric may score it."""
+
+    def __init__(self, n_constant_maps: int):
+        self.n_constant_maps = n_constant_maps
+        super().__init__(f"all {n_constant_maps} maps are constant on their inputs (n_constant_maps = "
+                         f"{n_constant_maps}): the method explains nothing; check its parameters")
+
+
+def constant_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Per input, whether its map has all elements equal (zeros included): such a map explains
+    nothing, and some metrics (EF: 0 for a constant map) would rank it first."""
+    flat = maps.detach().flatten(1)
+    return (flat == flat[:, :1]).all(1)
 
 
 class Runner:
@@ -96,6 +114,17 @@ class Runner:
             torch.cuda.synchronize(dev)
         explain_s = time.perf_counter() - t0
 
+        # Constant maps leave every metric, all metrics alike (twins and re-explaining metrics see the
+        # same inputs): subset before the context is built. Sample indices stay those of the batch.
+        constant = constant_maps(maps)
+        n_constant = int(constant.sum())
+        if n_constant == len(maps):
+            raise ConstantMapsError(n_constant)
+        kept_inputs = torch.arange(len(maps))[~constant.cpu()]
+        if n_constant:
+            sel = kept_inputs.to(dev)
+            x, y, target, maps = x[sel], y[sel], target[sel], maps[sel]
+            masks = masks[sel] if masks is not None else None
         ctx = MetricContext(model, x, y, target, maps, method, x_range, masks, generator,
                             self.chunk_size, recipe=job.recipe,
                             load_model=lambda r: self.scored(r, job.output))
@@ -108,14 +137,15 @@ class Runner:
             metric_s = time.perf_counter() - t1
             tables.update({t.name: t for t in metric.side_tables})
             kept = ~torch.isnan(values)
-            index = torch.arange(len(values))[kept]
+            index = kept_inputs[kept]
             values = values[kept]
             n = len(values)
             rows.append({**base, "metric": spec.name, "metric_params": canonical_json(spec.params),
                          "direction": metric.direction, "category": metric.category,
                          "value": values.mean().item(),
                          "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
-                         "n": n, "explain_seconds": explain_s, "explain_passes": passes.rows,
+                         "n": n, "n_constant_maps": n_constant, "explain_seconds": explain_s,
+                         "explain_passes": passes.rows,
                          "metric_seconds": metric_s})
             samples.append(pd.DataFrame({"job_id": job.id, "metric": spec.name,
                                          "sample": index.numpy(), "value": values.numpy()}))
@@ -174,15 +204,22 @@ class Runner:
         else:
             raise ValueError(f"unknown executor '{executor}'; use 'local' or 'ray'")
         for job, error in outcomes:
-            if error is None:
+            if error == CLAIMED:
+                report.claimed.append(job.label)
+            elif error is None:
                 report.done.append(job.id)
             else:
                 report.failed.append((job.label, error))
         return report
 
     def run_job(self, job: Job, store: ResultStore) -> tuple[Job, str | None]:
-        """Execute one job and write its rows, or its failure record; never raises."""
+        """Execute one job and write its rows, or its failure record; never raises. A job another live
+        runner has claimed (or finished since this run listed its jobs) is left to it: error CLAIMED."""
+        if not store.claim(job):
+            return job, CLAIMED
         try:
+            if store.has(job):  # done by another runner between our listing and our claim
+                return job, CLAIMED
             with allow_tf32(self.fast):  # TF32 changes gradients at the 1e-3 level: only when asked
                 rows, samples, side = self.execute(job)
             store.write(job, rows, samples, side)
@@ -190,6 +227,8 @@ class Runner:
         except Exception as e:  # recorded; the other jobs go on
             store.write_failure(job, e)
             return job, f"{type(e).__name__}: {e}"
+        finally:
+            store.release(job)  # after the job's files are written
 
 
 def run_on_worker(job: Job, store_root: str, device: str, *, results_root: str, chunk_size: int | None,

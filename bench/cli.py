@@ -169,6 +169,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from bench.suite import load_suite
+    from bench.verify import verify
+
+    suite = load_suite(args.suite)
+    checks = verify(suite, args.results, sample=args.sample, seed=args.seed, device=args.device,
+                    data_root=args.data_root, progress=not args.quiet)
+    for check in checks:
+        print(check.line(args.rtol))
+    bad = sum(not c.equal(args.rtol) for c in checks)
+    print(f"{suite.name}: {len(checks) - bad} of {len(checks)} jobs reproduced from an empty cache "
+          f"(rtol {args.rtol:g})")
+    return 0 if bad == 0 else 1
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes as one line (argparse prints the usage block first), naming where help is."""
 
@@ -258,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--device", default="auto")
     rp.add_argument("--claims", action="store_true", help="judge the suite's [[claims]] on its results")
     rp.set_defaults(func=_cmd_report)
+
+    v = sub.add_parser("verify", help="retrain and rerun a sample of a suite's jobs from an empty cache "
+                                      "and compare with the committed rows")
+    v.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
+    v.add_argument("--sample", type=_positive_int, default=6, help="how many jobs (default 6, spread across models)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the job sample (default 0)")
+    v.add_argument("--rtol", type=float, default=0.0, help="relative difference still counted equal (default 0)")
+    v.add_argument("--results", default="results", help="results root holding the committed rows")
+    v.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default cpu: the committed rows' device)")
+    v.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
+    v.add_argument("--quiet", action="store_true", help="no progress bars")
+    v.set_defaults(func=_cmd_verify)
 
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")
     t.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")

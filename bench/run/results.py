@@ -44,6 +44,7 @@ ROW_SCHEMA = pa.schema([
     ("explain_seconds", pa.float64()), ("explain_passes", pa.int64()), ("metric_seconds", pa.float64()),
     ("bench_version", pa.string()), ("torch_version", pa.string()), ("package_versions", pa.string()),
     ("git_commit", pa.string()), ("created_at", pa.string()),
+    ("model_weights_digest", pa.string()),  # bench.models.train.weights_digest of the model's weights
 ])
 REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "method_label", "metric",
             "value", "stderr", "n", "direction", "category")

@@ -132,6 +132,7 @@ class Runner:
             "activation": r.activation, "model_seed": r.seed, "model_hash": r.hash,
             "model_recipe": r.to_json(), "model_accuracy": trained.accuracy,
             "model_epochs": trained.epochs, "model_test_accuracy": trained.test_accuracy,
+            "model_weights_digest": trained.weights_digest,
             "method": job.method, "method_label": job.method_label or job.method,
             "method_params": canonical_json(job.method_params), "seed": job.seed,
             "samples": job.samples, "target": job.target, "output": job.output,

@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
     lb.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     lb.add_argument("--results", default="results")
-    lb.add_argument("--out", default="leaderboard.md")
+    lb.add_argument("--out", default=None, help="the board file (default: leaderboard.md for the suites of "
+                    "registry/board.toml, else RESULTS/boards/SUITES/leaderboard.md); plots go beside it")
     lb.add_argument("--no-plots", action="store_true", help="render the board without drawing plots")
     lb.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
     lb.set_defaults(func=_cmd_leaderboard)

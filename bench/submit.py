@@ -33,6 +33,7 @@ from torch import Tensor
 
 from bench import registry
 from bench.board import SUBMISSIONS, load_board_config, write_board
+from bench.board.build import PUBLISHED
 from bench.errors import GradBenchError, MethodOutputError
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
 from bench.models.build import recipe_data, scored_model, untrained_model
@@ -301,6 +302,8 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
         published = list(load_board_config().suites)
         suites = published if sub.name in published else [sub.name]  # the whole board, when it shows this suite
         sanity = {s: load_suite(s).sanity for s in suites if s != sub.name} | {sub.name: base.sanity}
+        if suites != published and Path(out).resolve() == PUBLISHED.resolve():
+            out = None  # a board of the submission's suite alone: its own place, not the published board
         board, _, plot_notes = write_board(results, suites, out, plots=plots, sanity=sanity)
         notes += plot_notes
     n_rows = sum(len(j.metrics) for j in sub.jobs)

@@ -26,6 +26,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         e = reg.get(name)
         extra = f"[{e.meta['direction']}, {e.meta['category']}] " if "direction" in e.meta else ""
         print(f"{name:28s} {extra}{e.description}")
+    if args.kind == "metrics":
+        print(f"{'quantus:<Class>':28s} any Quantus metric class by name, with its keyword parameters "
+              "(e.g. quantus:FaithfulnessCorrelation)")
     return 0
 
 

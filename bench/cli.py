@@ -138,7 +138,15 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from bench.submit import submit
+    from bench.submit import submit, withdraw
+
+    if args.withdraw:
+        removed = withdraw(args.withdraw, args.results)
+        print(f"withdrew '{args.withdraw}': removed {removed[0]} ({len(removed) - 1} files); "
+              "run 'bench leaderboard' to update the board")
+        return 0
+    if not args.spec or not args.name:
+        raise ValueError("bench submit needs SPEC and --name NAME (or --withdraw NAME)")
 
     result = submit(args.spec, args.name, params=args.params, citation=args.citation, replace=args.replace,
                     suite=args.suite, results=args.results, out=args.out, device=args.device,
@@ -250,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_cite)
 
     sm = sub.add_parser("submit", help="validate a new method, run the standard suite for it, update the board")
-    sm.add_argument("spec", help="path/to/file.py:function, package.module:function, or an installed "
-                                 "entry point of group bench.methods")
-    sm.add_argument("--name", required=True, help="the method's name on the board")
+    sm.add_argument("spec", nargs="?", help="path/to/file.py:function, package.module:function, or an "
+                                            "installed entry point of group bench.methods")
+    sm.add_argument("--name", help="the method's name on the board (required with SPEC)")
+    sm.add_argument("--withdraw", metavar="NAME", help="remove the submission NAME (its results folder)")
     sm.add_argument("--params", default="{}", help="JSON object of the method's parameters")
     sm.add_argument("--citation", default="", help="how to cite the method")
     sm.add_argument("--replace", action="store_true", help="replace an earlier submission of the same name")

@@ -14,10 +14,10 @@ from bench.errors import GradBenchError, SuiteError
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from bench import registry
-    from bench.suite import SUITES_DIR, load_suite
+    from bench.suite import load_suite, suites_dir
 
     if args.kind == "suites":
-        for p in sorted(SUITES_DIR.glob("*.toml")):
+        for p in sorted(suites_dir().glob("*.toml")):
             s = load_suite(str(p))
             print(f"{p.stem:30s} {len(s.jobs):5d} jobs  {s.description}")
         return 0
@@ -214,6 +214,8 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="GradBench: benchmark gradient explanations")
+    p.add_argument("--registry", metavar="DIR", help="registry folder (default: $GRADBENCH_REGISTRY, else "
+                   "./registry, else the copy installed with the package)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a suite's jobs (skips those already done)")
@@ -313,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.registry:
+            from bench.registry import use_registry_dir
+
+            use_registry_dir(args.registry)
         return args.func(args)
     except (GradBenchError, ValueError, FileNotFoundError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message

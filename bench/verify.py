@@ -33,6 +33,7 @@ class JobCheck:
     max_rel: float  # the same, relative to |committed| (inf where committed is 0 and fresh is not)
     digest_match: bool
     error: str | None = None
+    digest_recorded: bool = True  # False: the committed rows predate model_weights_digest
 
     def equal(self, rtol: float) -> bool:
         return self.error is None and self.digest_match and self.max_rel <= rtol
@@ -41,8 +42,10 @@ class JobCheck:
         if self.error is not None:
             return f"FAIL  {self.label}: {self.error}"
         verdict = "ok  " if self.equal(rtol) else "DIFF"
+        digest = ("matches" if self.digest_match else "DIFFERS" if self.digest_recorded
+                  else "not in the committed rows (regenerate them)")
         return (f"{verdict}  {self.label}: max |diff| {self.max_abs:.3g}, max rel diff {self.max_rel:.3g}, "
-                f"weights digest {'matches' if self.digest_match else 'DIFFERS'}")
+                f"weights digest {digest}")
 
 
 def pick_jobs(jobs: list[Job], k: int, seed: int = 0) -> list[Job]:
@@ -108,6 +111,7 @@ def verify(suite: Suite, results: str | Path = "results", sample: int = 6, seed:
                 new = load_rows(store.root)
                 new = new[new["job_id"] == job.id]
                 digest_old = old["model_weights_digest"].iloc[0] if "model_weights_digest" in old else None
-                match = bool(digest_old) and digest_old == new["model_weights_digest"].iloc[0]
-                checks.append(JobCheck(job.label, *_differences(old, new), match))
+                recorded = isinstance(digest_old, str) and bool(digest_old)
+                match = recorded and digest_old == new["model_weights_digest"].iloc[0]
+                checks.append(JobCheck(job.label, *_differences(old, new), match, digest_recorded=recorded))
     return checks

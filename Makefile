@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test lint bench leaderboard clean
+.PHONY: setup run test lint bench leaderboard verify wheel clean
 
 setup: $(VENV)/.installed
 
@@ -35,5 +35,13 @@ bench: setup
 leaderboard: setup
 	$(BIN)/bench leaderboard
 
+# Retrain and rerun a sample of the default suite's jobs from an empty cache; compare with results/.
+verify: setup
+	$(BIN)/bench verify default --sample 6
+
+# A wheel with the registry inside (bench/_registry), for installs without this checkout.
+wheel: setup
+	$(BIN)/pip wheel --no-deps --no-build-isolation . -w dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

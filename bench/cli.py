@@ -14,10 +14,10 @@ from bench.errors import GradBenchError, SuiteError
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from bench import registry
-    from bench.suite import SUITES_DIR, load_suite
+    from bench.suite import load_suite, suites_dir
 
     if args.kind == "suites":
-        for p in sorted(SUITES_DIR.glob("*.toml")):
+        for p in sorted(suites_dir().glob("*.toml")):
             s = load_suite(str(p))
             print(f"{p.stem:30s} {len(s.jobs):5d} jobs  {s.description}")
         return 0
@@ -26,6 +26,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         e = reg.get(name)
         extra = f"[{e.meta['direction']}, {e.meta['category']}] " if "direction" in e.meta else ""
         print(f"{name:28s} {extra}{e.description}")
+    if args.kind == "metrics":
+        print(f"{'quantus:<Class>':28s} any Quantus metric class by name, with its keyword parameters "
+              "(e.g. quantus:FaithfulnessCorrelation)")
     return 0
 
 
@@ -175,7 +178,15 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from bench.submit import submit
+    from bench.submit import submit, withdraw
+
+    if args.withdraw:
+        removed = withdraw(args.withdraw, args.results)
+        print(f"withdrew '{args.withdraw}': removed {removed[0]} ({len(removed) - 1} files); "
+              "run 'bench leaderboard' to update the board")
+        return 0
+    if not args.spec or not args.name:
+        raise ValueError("bench submit needs SPEC and --name NAME (or --withdraw NAME)")
 
     result = submit(args.spec, args.name, params=args.params, citation=args.citation, replace=args.replace,
                     suite=args.suite, results=args.results, out=args.out, device=args.device,
@@ -209,6 +220,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from bench.suite import load_suite
+    from bench.verify import verify
+
+    suite = load_suite(args.suite)
+    checks = verify(suite, args.results, sample=args.sample, seed=args.seed, device=args.device,
+                    data_root=args.data_root, progress=not args.quiet)
+    for check in checks:
+        print(check.line(args.rtol))
+    bad = sum(not c.equal(args.rtol) for c in checks)
+    print(f"{suite.name}: {len(checks) - bad} of {len(checks)} jobs reproduced from an empty cache "
+          f"(rtol {args.rtol:g})")
+    return 0 if bad == 0 else 1
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage mistakes as one line (argparse prints the usage block first), naming where help is."""
 
@@ -228,6 +254,8 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="GradBench: benchmark gradient explanations")
+    p.add_argument("--registry", metavar="DIR", help="registry folder (default: $GRADBENCH_REGISTRY, else "
+                   "./registry, else the copy installed with the package)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a suite's jobs (skips those already done)")
@@ -253,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
     lb.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     lb.add_argument("--results", default="results")
-    lb.add_argument("--out", default="leaderboard.md")
+    lb.add_argument("--out", default=None, help="the board file (default: leaderboard.md for the suites of "
+                    "registry/board.toml, else RESULTS/boards/SUITES/leaderboard.md); plots go beside it")
     lb.add_argument("--no-plots", action="store_true", help="render the board without drawing plots")
     lb.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
     lb.set_defaults(func=_cmd_leaderboard)
@@ -271,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_cite)
 
     sm = sub.add_parser("submit", help="validate a new method, run the standard suite for it, update the board")
-    sm.add_argument("spec", help="path/to/file.py:function, package.module:function, or an installed "
-                                 "entry point of group bench.methods")
-    sm.add_argument("--name", required=True, help="the method's name on the board")
+    sm.add_argument("spec", nargs="?", help="path/to/file.py:function, package.module:function, or an "
+                                            "installed entry point of group bench.methods")
+    sm.add_argument("--name", help="the method's name on the board (required with SPEC)")
+    sm.add_argument("--withdraw", metavar="NAME", help="remove the submission NAME (its results folder)")
     sm.add_argument("--params", default="{}", help="JSON object of the method's parameters")
     sm.add_argument("--citation", default="", help="how to cite the method")
     sm.add_argument("--replace", action="store_true", help="replace an earlier submission of the same name")
@@ -306,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--dry-run", action="store_true", help="list the files, remove nothing")
     pr.set_defaults(func=_cmd_prune)
 
+    v = sub.add_parser("verify", help="retrain and rerun a sample of a suite's jobs from an empty cache "
+                                      "and compare with the committed rows")
+    v.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
+    v.add_argument("--sample", type=_positive_int, default=6, help="how many jobs (default 6, spread across models)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the job sample (default 0)")
+    v.add_argument("--rtol", type=float, default=0.0, help="relative difference still counted equal (default 0)")
+    v.add_argument("--results", default="results", help="results root holding the committed rows")
+    v.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default cpu: the committed rows' device)")
+    v.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
+    v.add_argument("--quiet", action="store_true", help="no progress bars")
+    v.set_defaults(func=_cmd_verify)
+
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")
     t.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]; bf16 autocast on CUDA")
@@ -320,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.registry:
+            from bench.registry import use_registry_dir
+
+            use_registry_dir(args.registry)
         return args.func(args)
     except (GradBenchError, ValueError, FileNotFoundError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message

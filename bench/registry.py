@@ -18,7 +18,37 @@ from typing import Any
 
 from bench.errors import GradBenchError, UnknownNameError
 
-REGISTRY_DIR = Path(os.environ.get("GRADBENCH_REGISTRY", Path(__file__).resolve().parent.parent / "registry"))
+# The registry ships in the wheel as bench/_registry (setup.py copies the checkout's registry/ there
+# at build time); in a checkout (editable install) the registry/ beside the package is that copy.
+PACKAGED_DIR = Path(__file__).resolve().parent / "_registry"
+CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "registry"
+
+
+def find_registry_dir(explicit: str | Path | None = None) -> Path:
+    """The registry folder, looked up in this order: ``explicit`` (``bench --registry DIR``),
+    ``$GRADBENCH_REGISTRY``, ``./registry`` in the working directory, the packaged copy."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_dir():
+            raise GradBenchError(f"--registry {path} is not a folder; pass a folder holding methods.toml, "
+                                 "suites/ and board.toml")
+        return path.resolve()
+    if os.environ.get("GRADBENCH_REGISTRY"):
+        return Path(os.environ["GRADBENCH_REGISTRY"]).expanduser().resolve()
+    for path in (Path("registry"), PACKAGED_DIR, CHECKOUT_DIR):
+        if path.is_dir():
+            return path.resolve()
+    return PACKAGED_DIR
+
+
+REGISTRY_DIR = find_registry_dir()
+
+
+def use_registry_dir(path: str | Path) -> Path:
+    """Read the registry from ``path`` from now on (before any registry is first used: ``bench --registry``)."""
+    global REGISTRY_DIR
+    REGISTRY_DIR = find_registry_dir(path)
+    return REGISTRY_DIR
 
 
 @dataclass(frozen=True)

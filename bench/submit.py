@@ -33,6 +33,7 @@ from torch import Tensor
 
 from bench import registry
 from bench.board import SUBMISSIONS, load_board_config, write_board
+from bench.board.build import PUBLISHED
 from bench.errors import GradBenchError, MethodOutputError
 from bench.methods.base import _CONTEXT_ARGS, Method, register_method
 from bench.models.build import recipe_data, scored_model, untrained_model
@@ -42,6 +43,7 @@ from bench.suite import Suite, expand, load_suite, resolve_suite_path
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 VALIDATION_INPUTS = 4
 SUBMITTED = "submitted"  # registry entry meta key: the entry came from `bench submit`
+SOURCE = "source"  # RESULTS/submissions/NAME/source/: a copy of the submitted file
 
 
 class SubmissionError(GradBenchError):
@@ -172,12 +174,26 @@ def _call(method: Method, model, x: Tensor, target: Tensor, x_range, global_seed
     return out, gen
 
 
-def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seconds_per_map: float) -> Validation:
-    """Shape, dtype, device, finiteness, no input mutation, determinism, batch = items, speed."""
+def _too_slow(method: Method, seconds: float, device: torch.device, limit: float) -> SubmissionError:
+    return SubmissionError(f"method '{method.name}' takes {seconds:.3g} s per map on {device.type}, over the "
+                           f"limit of {limit:g} s (--max-seconds)")
+
+
+def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seconds_per_map: float,
+             progress: Callable[[str], None] | None = None) -> Validation:
+    """Shape, dtype, device, finiteness, no input mutation, determinism, batch = items, speed.
+
+    The speed is that of the first call (no untimed warm-up): a method over the limit is refused
+    after one call rather than after every check. ``progress`` receives a line before each step."""
+    say = progress or (lambda _: None)
     x_before = x.clone()
+    say(f"validating '{method.name}': first call on {len(x)} inputs (timed; limit {max_seconds_per_map:g} s/map)")
     t0 = time.perf_counter()
     maps, gen = _call(method, model, x, target, x_range, global_seed=1)
     first = time.perf_counter() - t0
+    if first / len(x) > max_seconds_per_map:
+        raise _too_slow(method, first / len(x), x.device, max_seconds_per_map)
+    say(f"validating '{method.name}': {first / len(x):.3g} s per map; checking determinism and batch = items")
     if not torch.equal(x, x_before):
         raise SubmissionError(f"method '{method.name}' modified its input x in place; work on a copy")
     constant = constant_maps(maps)
@@ -205,9 +221,6 @@ def validate(method: Method, model, x: Tensor, target: Tensor, x_range, max_seco
             raise SubmissionError(f"method '{method.name}' gives a batch different maps than its items one by one "
                                   f"(max difference {diff}); inputs must not influence each other's maps "
                                   "(no batch-wide normalisation)")
-    if seconds > max_seconds_per_map:
-        raise SubmissionError(f"method '{method.name}' takes {seconds:.3g} s per map on {x.device.type}, over the "
-                              f"limit of {max_seconds_per_map:g} s (--max-seconds)")
     return Validation(seconds, stochastic)
 
 
@@ -279,7 +292,8 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
     base = load_suite(str(suite_path))
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):  # validation reseeds the global RNG; give the caller's back
-        validation = validate(Method(name, fn, params), *validation_batch(base, dev), max_seconds_per_map)
+        validation = validate(Method(name, fn, params), *validation_batch(base, dev), max_seconds_per_map,
+                              progress=(lambda line: print(line, file=sys.stderr, flush=True)) if progress else None)
 
     _register(name, fn, params, citation)
     sub = method_suite(suite_path, name, params)
@@ -306,6 +320,8 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
         published = list(load_board_config().suites)
         suites = published if sub.name in published else [sub.name]  # the whole board, when it shows this suite
         sanity = {s: load_suite(s).sanity for s in suites if s != sub.name} | {sub.name: base.sanity}
+        if suites != published and Path(out).resolve() == PUBLISHED.resolve():
+            out = None  # a board of the submission's suite alone: its own place, not the published board
         board, _, plot_notes = write_board(results, suites, out, plots=plots, sanity=sanity)
         notes += plot_notes
     n_rows = sum(len(j.metrics) for j in sub.jobs)
@@ -321,11 +337,44 @@ def _write_record(staging: Path, name: str, spec: str, params: dict[str, Any], c
                   validation: Validation) -> None:
     where = spec.rpartition(":")[0]
     source = Path(where)
+    copied = _source_file(spec)
+    if copied is not None:  # the code behind the numbers, so the board can redraw the method's grids
+        (staging / SOURCE).mkdir()
+        shutil.copy2(copied, staging / SOURCE / copied.name)
     record = {"name": name, "source": spec, "params": params, "citation": citation, "suite": suite.name,
+              "source_copy": f"{SOURCE}/{copied.name}" if copied is not None else "",
               "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else "",
               "seconds_per_map": validation.seconds_per_map, "stochastic": validation.stochastic,
               "submitted_at": datetime.now(UTC).isoformat(timespec="seconds")}
     (staging / "submission.json").write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _source_file(spec: str) -> Path | None:
+    """The file a ``file.py:function`` or ``package.module:function`` spec names (None: an entry point)."""
+    where = spec.rpartition(":")[0]
+    if where and Path(where).is_file():
+        return Path(where)
+    try:
+        found = importlib.util.find_spec(where) if where else None
+    except (ImportError, ValueError):
+        found = None
+    origin = getattr(found, "origin", None)
+    return Path(origin) if origin and Path(origin).is_file() else None
+
+
+def withdraw(name: str, results: Path | str = "results") -> list[Path]:
+    """Remove the submission ``name`` (its folder under ``RESULTS/submissions``); returns what was removed."""
+    if not NAME_RE.fullmatch(name):
+        raise SubmissionError(f"'{name}' is not a submission name (1–64 letters, digits or _ . + -)")
+    folder = Path(results) / SUBMISSIONS / name
+    if not folder.is_dir():
+        known = sorted(p.name for p in (Path(results) / SUBMISSIONS).glob("*") if p.is_dir()
+                       and not p.name.startswith("."))
+        raise SubmissionError(f"no submission named '{name}' in {folder.parent}; submitted: "
+                              f"{', '.join(known) or 'none'}")
+    removed = sorted(p for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder)
+    return [folder, *removed]
 
 
 def _move_into_place(staging: Path, folder: Path) -> None:

@@ -24,7 +24,12 @@ from bench.models.activations import make_activation
 from bench.models.train import Recipe
 from bench.models.zoo import architecture_entry
 
-SUITES_DIR = registry.REGISTRY_DIR / "suites"
+SUITES_DIR = registry.REGISTRY_DIR / "suites"  # at import; suites_dir() follows `bench --registry`
+
+
+def suites_dir() -> Path:
+    """``suites/`` of the registry in use (:func:`bench.registry.find_registry_dir`)."""
+    return registry.REGISTRY_DIR / "suites"
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
             "target", "output", "citation", "claims", "sanity", "num_gpus"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
@@ -54,9 +59,9 @@ def resolve_suite_path(name_or_path: str) -> Path:
         if not p.exists():
             raise SuiteError(f"suite file {p} does not exist (bench list suites)")
         return p
-    candidate = SUITES_DIR / f"{name_or_path}.toml"
+    candidate = suites_dir() / f"{name_or_path}.toml"
     if not candidate.exists():
-        known = sorted(q.stem for q in SUITES_DIR.glob("*.toml"))
+        known = sorted(q.stem for q in suites_dir().glob("*.toml"))
         raise registry.UnknownNameError("suite", name_or_path, known)
     return candidate
 

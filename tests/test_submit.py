@@ -205,3 +205,36 @@ def test_a_submission_is_marked_in_its_registry_entry(work, capsys):
     assert bench_submit(work, "abs_grad", "abs_grad_marked") == 0
     assert registry.methods.get("abs_grad_marked").meta[SUBMITTED]
     assert not registry.methods.get("grad").meta.get(SUBMITTED)
+
+
+def test_slowness_is_timed_on_the_first_call_and_stops_there(work, capsys):
+    (work / "counted.py").write_text(
+        "from pathlib import Path\nfrom bench.methods import input_gradient\n\n\n"
+        "def counted(model, x, target, *, chunk_size):\n"
+        "    calls = Path(__file__).with_suffix('.calls')\n"
+        "    calls.write_text(calls.read_text() + 'x' if calls.exists() else 'x')\n"
+        "    return input_gradient(model, x, target, chunk_size)\n")
+    state = snapshot(work)
+    assert main(["submit", f"{work / 'counted.py'}:counted", "--name", "counted", "--suite", str(work / "tiny.toml"),
+                 "--results", str(work / "results"), "--out", str(work / "leaderboard.md"), "--no-plots",
+                 "--max-seconds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "first call on 4 inputs" in err and "over the limit" in err  # progress, then the refusal
+    assert (work / "counted.calls").read_text() == "x"  # one call: no untimed warm-up, no further checks
+    assert snapshot(work) == state
+
+
+def test_submission_keeps_its_source_and_can_be_withdrawn(work, capsys):
+    assert bench_submit(work, "abs_grad", "abs-grad") == 0
+    folder = work / "results" / "submissions" / "abs-grad"
+    assert (folder / "source" / "methods.py").read_bytes() == (work / "methods.py").read_bytes()
+    assert '"source_copy": "source/methods.py"' in (folder / "submission.json").read_text()
+    capsys.readouterr()
+    assert main(["submit", "--withdraw", "abs-grad", "--results", str(work / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "withdrew 'abs-grad'" in out and str(folder) in out and not folder.exists()
+    assert (work / "results" / "tiny").is_dir()  # the suite's own results stay
+    assert main(["submit", "--withdraw", "abs-grad", "--results", str(work / "results")]) == 2
+    assert "no submission named 'abs-grad'" in capsys.readouterr().err
+    assert main(["submit", "--withdraw", "../tiny", "--results", str(work / "results")]) == 2
+    assert (work / "results" / "tiny").is_dir()

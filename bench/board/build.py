@@ -31,6 +31,26 @@ from bench.run.results import (
 from bench.suite import load_suite
 
 SUBMISSIONS = "submissions"
+PUBLISHED = Path("leaderboard.md")  # the published board (relative to the working directory)
+
+
+def board_paths(results: Path | str, suites: Sequence[str], out: Path | str | None = None) -> tuple[Path, Path]:
+    """Where a board of ``suites`` is written and where its plots go.
+
+    The published board (``leaderboard.md``, plots in ``RESULTS/plots``) is the board of
+    ``registry/board.toml``'s suites only; any other board goes to ``out`` (default
+    ``RESULTS/boards/<suites>/leaderboard.md``) with its plots beside it, in ``<out dir>/plots``."""
+    full = set(suites) == set(load_board_config().suites)
+    if out is None:
+        out = PUBLISHED if full else Path(results) / "boards" / "+".join(suites) / PUBLISHED.name
+    out = Path(out)
+    if out.resolve() == PUBLISHED.resolve():
+        if not full:
+            raise ResultsError(f"{out} is the published board of suites {', '.join(load_board_config().suites)}; "
+                               f"write the board of {', '.join(suites)} elsewhere: leave out --out (default "
+                               f"{Path(results) / 'boards' / '+'.join(suites) / PUBLISHED.name}) or name another file")
+        return out, Path(results) / "plots"
+    return out, out.parent / "plots"
 
 
 def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
@@ -108,23 +128,24 @@ def leaderboard_command(suites: Sequence[str], results: Path | str, out: Path | 
     return " ".join(shlex.quote(p) for p in parts) + ("" if plots else " --no-plots")
 
 
-def write_board(results: Path | str, suites: Sequence[str], out: Path | str = "leaderboard.md", *,
+def write_board(results: Path | str, suites: Sequence[str], out: Path | str | None = None, *,
                 plots: bool = True, saliency: bool = True,
                 sanity: Mapping[str, Mapping[str, float]] | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
     """Load rows (submissions included), draw the plots, render and atomically write the board.
 
-    Returns the board path, the rows it shows and notes on skipped plots."""
+    ``out`` and the plots' folder: :func:`board_paths`. Returns the board path, the rows it shows and
+    notes on skipped plots."""
     if is_uri(results):
         raise ResultsError(f"bench leaderboard renders from a local results folder, not {results}: copy it "
                            f"down first (e.g. 'aws s3 sync {results} results') and pass --results results")
-    out = Path(out)
+    out, plots_dir = board_paths(results, suites, out)
     roots = result_roots(results, suites)
     (rows, samples), notes = current_only(results, suites, load_rows(*roots), load_samples(*roots))
     links = []
     if plots:
         from bench.board.plots import make_plots  # matplotlib only when drawing
 
-        made, plot_notes = make_plots(rows, roots, Path(results) / "plots", saliency=saliency)
+        made, plot_notes = make_plots(rows, roots, plots_dir, saliency=saliency)
         notes += plot_notes
         links = [(t, Path(os.path.relpath(p.resolve(), out.resolve().parent)).as_posix()) for t, p in made]
     citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}

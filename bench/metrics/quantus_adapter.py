@@ -6,6 +6,8 @@ per-sample scores come out. Defaults that differ from Quantus' own, and why:
 
 - ``normalise_func_kwargs={"normalise_axes": [1, …]}``: Quantus divides by the max over the whole
   batch unless told otherwise, which couples the samples; GradBench normalises each sample.
+- ``return_aggregate=False`` (every class; FaithfulnessCorrelation and a few others default to
+  True): one number per sample, not their mean.
 - ``return_auc_per_sample=True`` (PixelFlipping, RegionPerturbation…): one number per sample.
 - ``return_last_correlation=True``, ``skip_layers=True`` (MPRT family): one number per sample (all
   layers randomised) rather than a dict of layers, without explaining the intermediate models.
@@ -40,6 +42,14 @@ CALL_PARAMS = {"softmax", "batch_size", "model_predict_kwargs"}  # __call__ opti
 
 class QuantusMetricError(GradBenchError):
     pass
+
+
+# Classes a GradBench job cannot feed, and why (refused when a suite names them).
+UNSUPPORTED = {
+    "Focus": "it scores mosaics of four images from different classes with the target class's positions "
+             "(its custom_batch), which no GradBench dataset provides; use a localisation metric on "
+             "shapes (e.g. quantus:AttributionLocalisation) instead",
+}
 
 
 # Quantus 0.6 modules that still write ``np.NaN``, which NumPy 2.0 removed (a NameError-like
@@ -89,6 +99,8 @@ def _init_params(cls: type) -> set[str]:
 def _defaults(cls: type, ctx: MetricContext, params: dict[str, Any]) -> dict[str, Any]:
     accepted = _init_params(cls)
     d: dict[str, Any] = {"disable_warnings": True, "display_progressbar": False}
+    if "return_aggregate" in accepted:
+        d["return_aggregate"] = False
     if "normalise_func_kwargs" in accepted:
         d["normalise_func_kwargs"] = {"normalise_axes": list(range(1, ctx.x.dim()))}
     if "return_auc_per_sample" in accepted:
@@ -159,6 +171,8 @@ def _resolve(name: str) -> Entry:
     classes = quantus_classes()
     if cls_name not in classes:
         raise UnknownNameError("metric", name, [PREFIX + n for n in sorted(classes)])
+    if cls_name in UNSUPPORTED:
+        raise QuantusMetricError(f"{name} is not supported: {UNSUPPORTED[cls_name]}")
     cls = classes[cls_name]
     direction = cls.score_direction.value
     category = cls.evaluation_category.value.lower()

@@ -20,7 +20,7 @@ from torch import nn
 
 from bench import registry
 from bench.data import ImageDataset, load_dataset
-from bench.models.train import Recipe, TrainedModel, checkpoint_path, train
+from bench.models.train import Recipe, TrainedModel, checkpoint_path, train, weights_digest
 from bench.models.zoo import build_model
 
 # Whether models with 2-D convolutions run channels_last on a device type (oneDNN's NHWC kernels:
@@ -96,11 +96,14 @@ def trained_model(recipe: Recipe, device: str | torch.device = "cpu", progress: 
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     model = initial_model(recipe, data)  # the skeleton the cached weights go into
     model.load_state_dict(ckpt["state_dict"])
+    digest = ckpt.get("weights_digest") or weights_digest(ckpt["state_dict"])  # older checkpoints: compute
     return TrainedModel(prepare_model(model.to(device), device), recipe, ckpt["accuracy"], ckpt["epochs"],
                         ckpt["test_accuracy"], ckpt.get("precision", "fp32"), tuple(ckpt.get("history", ())),
-                        ckpt.get("train_accuracy"))
+                        ckpt.get("train_accuracy"), digest)
 
 
 def recipe_from_json(text: str) -> Recipe:
-    """A recipe as a result row stores it (``model_recipe``)."""
+    """A recipe as a result row stores it (``model_recipe``). A row older than ``training_version``
+    gets the current version: its model is not what that recipe trains now (the rows' recorded
+    accuracies and ``model_weights_digest`` tell), and ``bench verify`` reports the difference."""
     return Recipe(**json.loads(text))

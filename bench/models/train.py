@@ -26,7 +26,8 @@ import json
 import math
 import os
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,15 @@ from bench.data.vision import LOCATION_PARAMS
 from bench.errors import GradBenchError
 
 HELD_OUT_FRACTION = 0.1
+# CPU training is not bit-identical across intra-op thread counts (oneDNN splits reductions by
+# thread: 1 vs 2 threads moved a cnn-small's weights by up to 0.057), so training always runs on
+# this many. 2: the committed models were trained on a 2-core machine, so its default thread count
+# reproduces them, and 2 threads are available on every machine we run on (more would only be
+# honoured where the cores exist, i.e. not reproducibly).
+TRAINING_THREADS = 2
+# Part of every recipe's hash: bump it whenever training's numerics change, so a cached checkpoint
+# of the old numerics is never taken for the new one. 2: training runs on TRAINING_THREADS threads.
+TRAINING_VERSION = 2
 OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
 
@@ -74,6 +84,7 @@ class Recipe:
     cap_check_steps: int | None = None
     cap_required: bool = True  # False: a cap never reached keeps the final model (recorded), no error
     augment: bool = False  # random 4-pixel-padded crops and horizontal flips (CIFAR-style; not for digits)
+    training_version: int = TRAINING_VERSION  # the numerics of train(); see TRAINING_VERSION
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -95,10 +106,52 @@ class TrainedModel:
     precision: str = "fp32"  # "bf16-autocast" when trained under CUDA autocast
     history: tuple[float, ...] = ()  # held-out accuracy after each epoch
     train_accuracy: float | None = None  # on the images it trained on (None: cached before it was stored)
+    weights_digest: str = ""  # weights_digest() of the trained weights, as cached
+
+
+_CACHE_OVERRIDE: list[Path] = []  # use_cache's stack: a folder passed explicitly, not through os.environ
+
+
+@contextmanager
+def use_cache(root: str | Path) -> Iterator[Path]:
+    """Train into and load from ``root`` (a cache root, like ``$GRADBENCH_CACHE``) inside the block."""
+    _CACHE_OVERRIDE.append(Path(root))
+    try:
+        yield Path(root)
+    finally:
+        _CACHE_OVERRIDE.pop()
+
+
+@contextmanager
+def training_numerics() -> Iterator[None]:
+    """Training's fixed numerics: TRAINING_THREADS intra-op threads and torch's deterministic
+    algorithms (warn-only: an op without one still runs); the caller's settings come back after."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(TRAINING_THREADS)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 (16 hex digits) of the tensors' bytes in sorted key order, names and shapes included:
+    the same weights give the same digest whatever the memory layout or device."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        t = state_dict[key].detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("GRADBENCH_CACHE") or Path.home() / ".cache" / "gradbench"
+    root = (_CACHE_OVERRIDE[-1] if _CACHE_OVERRIDE else None) or os.environ.get("GRADBENCH_CACHE") \
+        or Path.home() / ".cache" / "gradbench"
     path = Path(root) / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -161,7 +214,13 @@ def train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | to
           progress: bool = True) -> None:
     """Train ``model`` (the recipe's initial network, :func:`bench.models.build.initial_model`) by the
     recipe and cache it at :func:`checkpoint_path`; a killed run resumes from its last epoch.
-    Load the result with :func:`bench.models.build.trained_model`."""
+    Load the result with :func:`bench.models.build.trained_model`. Runs under :func:`training_numerics`."""
+    with training_numerics():
+        _train(recipe, data, model, device, progress)
+
+
+def _train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | torch.device,
+           progress: bool) -> None:
     device = torch.device(device)
     final = checkpoint_path(recipe)
     x_all, y_all = data.x_train + recipe.input_shift, data.y_train
@@ -250,8 +309,9 @@ def train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | to
     meta = {"accuracy": acc, "epochs": epoch, "test_accuracy": test_acc, "train_accuracy": train_acc,
             "precision": precision,
             "history": history, "n_train": len(part), "steps": steps_done, "cap_reached": reached}
-    _atomic_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                  "recipe": recipe.to_json(), **meta}, final)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    meta["weights_digest"] = weights_digest(state)
+    _atomic_save({"state_dict": state, "recipe": recipe.to_json(), **meta}, final)
     partial.unlink(missing_ok=True)
     (final.with_suffix(".json")).write_text(json.dumps({"recipe": json.loads(recipe.to_json()), **meta},
                                                        indent=2))

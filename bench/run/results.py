@@ -50,6 +50,7 @@ ROW_SCHEMA = pa.schema([
     ("bench_version", pa.string()), ("torch_version", pa.string()), ("package_versions", pa.string()),
     ("git_commit", pa.string()), ("created_at", pa.string()),
     ("n_constant_maps", pa.int64()),  # inputs left out of every metric: their map was constant
+    ("model_weights_digest", pa.string()),  # bench.models.train.weights_digest of the model's weights
 ])
 REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "method_label", "metric",
             "value", "stderr", "n", "direction", "category")

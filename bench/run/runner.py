@@ -163,6 +163,7 @@ class Runner:
             "model_recipe": r.to_json(), "model_accuracy": trained.accuracy,
             "model_epochs": trained.epochs, "model_test_accuracy": trained.test_accuracy,
             "model_train_accuracy": trained.train_accuracy,
+            "model_weights_digest": trained.weights_digest,
             "method": job.method, "method_label": job.method_label or job.method,
             "method_params": canonical_json(job.method_params), "seed": job.seed,
             "samples": job.samples, "target": job.target, "output": job.output,

@@ -1,0 +1,58 @@
+"""``bench verify``: a fresh retrain and rerun reproduces committed rows exactly, weights digest included."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+
+from bench.cli import main
+from bench.models.train import Recipe, training_numerics, weights_digest
+from bench.suite import load_suite
+from bench.verify import pick_jobs, verify
+
+
+def test_digest_ignores_layout_and_sees_one_ulp():
+    sd = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(2)}
+    same = {"a": torch.ones(2), "b": torch.arange(6.0).reshape(3, 2).t().contiguous().t().reshape(2, 3)}
+    assert weights_digest(sd) == weights_digest(same)
+    moved = dict(sd, a=torch.nextafter(torch.ones(2), torch.full((2,), 2.0)))
+    assert weights_digest(moved) != weights_digest(sd)
+
+
+def test_training_numerics_restores_threads():
+    before = torch.get_num_threads()
+    with training_numerics():
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+def test_training_version_is_part_of_the_hash():
+    r = Recipe("cnn-small", "shapes")
+    assert Recipe("cnn-small", "shapes", training_version=r.training_version - 1).hash != r.hash
+
+
+def test_pick_jobs_spreads_across_models(tiny_suite):
+    suite = load_suite(tiny_suite(activations=("relu", "softplus:1")))
+    picked = pick_jobs(suite.jobs, 2, seed=0)
+    assert len({j.recipe.hash for j in picked}) == 2
+    assert [j.id for j in picked] == [j.id for j in pick_jobs(suite.jobs, 2, seed=0)]
+
+
+def test_verify_reproduces_a_run_from_an_empty_cache(tiny_suite, tmp_path, capsys):
+    path = tiny_suite(methods=("grad",), metrics=("ef", "sparseness"))
+    results = tmp_path / "results"
+    assert main(["run", path, "--results", str(results), "--quiet", "--device", "cpu"]) == 0
+    suite = load_suite(path)
+    (check,) = verify(suite, results, sample=1)
+    assert check.error is None and check.digest_match and check.max_abs == 0.0 and check.max_rel == 0.0
+    assert main(["verify", path, "--sample", "1", "--results", str(results), "--quiet"]) == 0
+    assert "weights digest matches" in capsys.readouterr().out
+    # a committed value that differs is reported, and the exit code says so
+    (f,) = (results / "tiny").glob("*.parquet")
+    rows = pd.read_parquet(f)
+    rows.loc[0, "value"] += 1e-3
+    pq.write_table(__import__("pyarrow").Table.from_pandas(rows, preserve_index=False), f)
+    (check,) = verify(suite, results, sample=1)
+    assert check.max_abs > 0.5e-3 and check.digest_match
+    assert main(["verify", path, "--sample", "1", "--results", str(results), "--quiet"]) == 1

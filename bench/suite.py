@@ -24,12 +24,12 @@ from bench.models.activations import make_activation
 from bench.models.train import Recipe
 from bench.models.zoo import architecture_entry
 
-SUITES_DIR = registry.REGISTRY_DIR / "suites"  # at import; suites_dir() follows `bench --registry`
-
 
 def suites_dir() -> Path:
     """``suites/`` of the registry in use (:func:`bench.registry.find_registry_dir`)."""
     return registry.REGISTRY_DIR / "suites"
+
+
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
             "target", "output", "citation", "claims", "sanity", "num_gpus"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",

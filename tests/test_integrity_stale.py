@@ -18,7 +18,7 @@ def edited(tmp_path, tiny_suite, monkeypatch):
     """One job run at samples=4, the suite edited to samples=6 and run again."""
     registry = tmp_path / "suites"
     registry.mkdir()
-    monkeypatch.setattr(bench.suite, "SUITES_DIR", registry)  # 'tiny' resolves by name, as on the board
+    monkeypatch.setattr(bench.suite, "suites_dir", lambda: registry)  # 'tiny' resolves by name, as on the board
     path = registry / "tiny.toml"
     text = open(tiny_suite(methods=("grad",), metrics=("ef", "sparseness"))).read()
     results = tmp_path / "results"

@@ -75,7 +75,7 @@ def test_every_method_and_combo_is_registered():
     assert methods.get("a-ng").defaults["base"] == "noisegrad"
 
 
-@pytest.mark.parametrize("name", sorted(methods.list()))
+@pytest.mark.parametrize("name", sorted(n for n in methods.list() if not n.startswith("test")))
 def test_contract_shape_dtype_device_finite(name, tiny_cnn, shapes_batch, x_range):
     x, y = shapes_batch[0][:4], shapes_batch[1][:4]
     maps = run(name, tiny_cnn, x, y, x_range)

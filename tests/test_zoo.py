@@ -164,12 +164,12 @@ def test_accuracy_cap_stops_at_the_first_passing_epoch(monkeypatch, tmp_path):
     import bench.models.train as train
 
     monkeypatch.setenv("GRADBENCH_CACHE", str(tmp_path))
-    scripted = iter([0.30, 0.55, 0.65, 0.40])  # held-out after epochs 1, 2, 3; then the test accuracy
+    scripted = iter([0.30, 0.55, 0.65, 0.40, 0.70])  # held-out after epochs 1, 2, 3; test; train accuracy
 
     monkeypatch.setattr(train, "_accuracy", lambda *a, **k: next(scripted))
     capped = get_model(tiny(seed=31, max_epochs=6, accuracy_cap=0.6), progress=False)
     assert capped.epochs == 3 and capped.accuracy == 0.65 and capped.history == (0.30, 0.55, 0.65)
-    assert capped.test_accuracy == 0.40
+    assert capped.test_accuracy == 0.40 and capped.train_accuracy == 0.70
     monkeypatch.undo()
     monkeypatch.setenv("GRADBENCH_CACHE", str(tmp_path))
     three = get_model(tiny(seed=31, max_epochs=3), progress=False)

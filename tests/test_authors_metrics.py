@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.aggregates import aggregate_values
+from bench.board.stats import bootstrap_means
+from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
 from bench.metrics.complexity import gini
 
@@ -55,3 +58,56 @@ def test_gini_special_values(ref):
             "ramp_0_to_1023": torch.arange(1024, dtype=torch.float64)[None]}
     for name, value in zip(ref["gini_special_names"], ref["gini_special_values"], strict=True):
         assert gini(maps[str(name)], normalise=False).item() == pytest.approx(value, rel=1e-5, abs=1e-12)
+
+
+# -- ΔEF (CF-repo: the difference of the mean EFs, interactive/plots.py:pivot_expliners) ------------------
+
+def delta_ef_job(maps: torch.Tensor, grad_maps: torch.Tensor) -> tuple[np.ndarray, float]:
+    """The metric's per-sample values and the job value the runner makes of them."""
+    metric = create_metric("delta_ef")
+    ctx = context(maps)
+    ctx.cache["maps:grad"] = grad_maps  # what ctx.reference_maps("grad") hands the metric
+    values = metric(ctx).numpy()
+    return values, float(aggregate_values(metric.aggregate, values))
+
+
+def test_delta_ef_of_grad_is_exactly_zero():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(5))
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    model(x)
+    grad = create_method("grad")
+    maps = grad(model, x, torch.tensor([0, 1, 2]))
+    ctx = MetricContext(model, x, torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 2]), maps, grad,
+                        (x.amin(), x.amax()))
+    values = create_metric("delta_ef")(ctx).numpy()
+    assert (values == 0).all() and aggregate_values("abs_mean", values) == 0
+
+
+def test_delta_ef_is_a_difference_of_means_when_gaps_cancel():
+    g = torch.Generator().manual_seed(3)
+    p, q = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 16, 16, generator=g).cumsum(-1)
+    values, value = delta_ef_job(torch.cat([p, q]), torch.cat([q, p]))  # signed gaps +d and −d
+    d = abs(values[0])
+    assert d > 1e-5 and values[1] == -values[0]
+    assert value == 0.0 and np.abs(values).mean() == pytest.approx(d)  # the old per-image |gap| read d
+    # the CI resamples the signed gaps and takes |mean| of each resample: replicates are 0 or d, never d/2·sign
+    reps = bootstrap_means([values], resamples=200, seed=0, kind="abs_mean")
+    assert set(np.round(reps / d, 9)) <= {0.0, 0.5, 1.0} and reps.min() >= 0
+
+
+@pytest.mark.parametrize("tag", ["relu", "sp1"])
+def test_delta_ef_equals_release(ref, tag):
+    # the release's per-image rank maps (compute_grad / compute_explainers, measure_grads) → its EFs and gap
+    vg = torch.from_numpy(ref[f"ef_{tag}_vg_rank_maps"])[:, None]
+    ig = torch.from_numpy(ref[f"ef_{tag}_ig_rank_maps"])[:, None]
+    values, value = delta_ef_job(ig, vg)
+    np.testing.assert_allclose(values, ref[f"ef_{tag}_ig_values"] - ref[f"ef_{tag}_vg_values"], rtol=1e-5,
+                               atol=1e-12)
+    assert value == pytest.approx(float(ref[f"delta_ef_{tag}_ig_diff_of_means"]), rel=1e-5)
+
+
+def test_delta_ef_synthetic_release_aggregate(ref):
+    diffs = ref["delta_ef_synth_x_values"] - ref["delta_ef_synth_vg_values"]
+    assert aggregate_values("abs_mean", diffs) == pytest.approx(float(ref["delta_ef_synth_diff_of_means"]), rel=1e-9)
+    assert np.abs(diffs).mean() == pytest.approx(float(ref["delta_ef_synth_mean_abs_diff"]), rel=1e-9)

@@ -16,6 +16,7 @@ from bench.board.stats import bootstrap_means
 from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
 from bench.metrics.complexity import gini
+from bench.metrics.information import curve_auc, median_curve_auc, pic_curve, pic_images, webp_bytes
 
 AUTHORS = Path(__file__).parent / "data" / "authors" / "reference_vectors.npz"
 
@@ -111,3 +112,41 @@ def test_delta_ef_synthetic_release_aggregate(ref):
     diffs = ref["delta_ef_synth_x_values"] - ref["delta_ef_synth_vg_values"]
     assert aggregate_values("abs_mean", diffs) == pytest.approx(float(ref["delta_ef_synth_diff_of_means"]), rel=1e-9)
     assert np.abs(diffs).mean() == pytest.approx(float(ref["delta_ef_synth_mean_abs_diff"]), rel=1e-9)
+
+
+# -- Information Level (AG-repo metrics/pic.py compute_pic_metric, aggregate_individual_pic_results) --------
+
+@pytest.mark.parametrize("k", [pytest.param(0, marks=pytest.mark.slow), pytest.param(1, marks=pytest.mark.slow)])
+def test_pic_curves_and_median_auc_equal_release(ref, k):
+    """Our blur, WebP entropy, curve and median-curve aggregate on the release's images, saliency, masks
+    and model scores (``pic_<name>_predictions``: [fully blurred, 6 thresholds, original])."""
+    name = str(ref["pic_explainer_names"][k])
+    thresholds = tuple(float(t) for t in ref["pic_thresholds"])
+    preds, curves_y, aucs = ref[f"pic_{name}_predictions"], ref[f"pic_{name}_curve_y"], ref[f"pic_{name}_auc"]
+    curves, row = [], 0
+    for i, img in enumerate(ref["pic_images_uint8"]):
+        for m, mask in enumerate(ref["pic_random_masks"][i, k]):
+            if not ref["pic_status"][i, k, m]:
+                continue
+            entropy = [webp_bytes(im) for im in [img, *pic_images(img, ref["pic_saliency"][i, k], mask, thresholds)]]
+            p = preds[row]
+            curve = pic_curve((entropy[0], p[-1]), list(zip(entropy[1:], p[:-1], strict=True)), min_pred_value=0.8)
+            np.testing.assert_allclose(curve, curves_y[row], rtol=1e-5, atol=1e-7)
+            assert curve_auc(curve) == pytest.approx(aucs[row], rel=1e-5)
+            curves.append(curve)
+            row += 1
+    assert row == len(preds)
+    assert median_curve_auc(curves) == pytest.approx(float(ref[f"pic_{name}_median_auc"]), rel=1e-5)
+
+
+def test_pic_curves_of_one_image_equal_release(ref):
+    """The fast subset of the test above: image 0's kept curves for ig_w."""
+    thresholds = tuple(float(t) for t in ref["pic_thresholds"])
+    img, row = ref["pic_images_uint8"][0], 0
+    for m in np.flatnonzero(ref["pic_status"][0, 0])[:3]:
+        images = [img, *pic_images(img, ref["pic_saliency"][0, 0], ref["pic_random_masks"][0, 0, m], thresholds)]
+        entropy, p = [webp_bytes(im) for im in images], ref["pic_ig_w_predictions"][row]
+        curve = pic_curve((entropy[0], p[-1]), list(zip(entropy[1:], p[:-1], strict=True)), min_pred_value=0.8)
+        np.testing.assert_allclose(curve, ref["pic_ig_w_curve_y"][row], rtol=1e-5, atol=1e-7)
+        row += 1
+    assert row > 0

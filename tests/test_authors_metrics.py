@@ -150,3 +150,24 @@ def test_pic_curves_of_one_image_equal_release(ref):
         np.testing.assert_allclose(curve, ref["pic_ig_w_curve_y"][row], rtol=1e-5, atol=1e-7)
         row += 1
     assert row > 0
+
+
+# -- the declared aggregate in the board's cell bootstrap ----------------------------------------------------
+
+def test_board_cell_uses_the_declared_aggregate():
+    import pandas as pd
+
+    from bench.board.stats import CELL, aggregate
+
+    signed = np.array([2e-5, -2e-5, 1e-5, -1e-5])
+    base = dict.fromkeys(CELL, "x") | {"direction": "lower", "category": "faithfulness", "stderr": 0.0, "n": 4}
+    rows = pd.DataFrame([base | {"job_id": "j", "metric": "delta_ef", "aggregate": "abs_mean", "value": 0.0},
+                         base | {"job_id": "j", "metric": "information_level", "aggregate": "reported",
+                                 "value": 0.9}])
+    samples = pd.DataFrame({"job_id": "j", "metric": ["delta_ef"] * 4 + ["information_level"] * 4,
+                            "sample": [0, 1, 2, 3] * 2, "value": [*signed, 0.5, 0.6, 0.7, 0.8]})
+    cells = aggregate(rows, samples).set_index("metric")
+    assert cells.loc["delta_ef", "low"] == 0 and 0 < cells.loc["delta_ef", "high"] <= 2e-5  # |mean| ≥ 0
+    reported = cells.loc["information_level"]
+    assert reported["value"] == 0.9 and reported["low"] <= 0.9 <= reported["high"]  # re-centred on the value
+    assert reported["high"] - reported["low"] < 0.3

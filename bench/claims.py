@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bench.aggregates import aggregate_values
 from bench.errors import SuiteError
 
 if TYPE_CHECKING:
@@ -94,11 +95,13 @@ class _Bootstrap:
 
         self.stats, self.claim_id = stats, claim_id
         self.config = config or load_board_config()
+        self.kinds: dict[str, str] = {}  # metric → its declared aggregate (rows' "aggregate"; default mean)
 
     def means(self, groups: dict[int, np.ndarray], *key: object) -> np.ndarray:
         """Replicates of the mean over seeds of the per-seed image means (seeds in ascending order)."""
         seed = self.stats.cell_seed(self.config.bootstrap_seed, [self.claim_id, *key])
-        return self.stats.bootstrap_means([groups[s] for s in sorted(groups)], self.config.bootstrap_resamples, seed)
+        return self.stats.bootstrap_means([groups[s] for s in sorted(groups)], self.config.bootstrap_resamples, seed,
+                                          self.kinds.get(str(key[0]), "mean"))
 
     def ci(self, replicates: np.ndarray) -> tuple[float, float]:
         return self.stats.percentile_ci(replicates, self.config.confidence)
@@ -119,6 +122,8 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
     if kind not in KINDS:
         raise SuiteError(f"claim '{claim.get('id')}': kind must be one of {KINDS}")
     boot = _Bootstrap(claim["id"], config)
+    if "aggregate" in rows:
+        boot.kinds = {m: k for m, k in zip(rows["metric"], rows["aggregate"], strict=True) if isinstance(k, str)}
     base = rows[_matches(rows, claim.get("where", {}))]
     judge = {"compare": _compare, "trend": _trend, "faster_drop": _faster_drop}[kind]
     stat, ci, positive, points, seeds = judge(claim, base, samples, boot)
@@ -158,7 +163,9 @@ def _compare(claim: dict[str, Any], base: pd.DataFrame, samples: pd.DataFrame, b
                                                                                claim["metric"])
     ba = boot.means(ga, claim["metric"], "a", json.dumps(claim["a"], sort_keys=True, default=str))
     bb = boot.means(gb, claim["metric"], "b", json.dumps(claim["b"], sort_keys=True, default=str))
-    stat = float(np.mean([v.mean() for v in ga.values()]) - np.mean([v.mean() for v in gb.values()]))
+    kind = boot.kinds.get(claim["metric"], "mean")
+    stat = float(np.mean([aggregate_values(kind, v) for v in ga.values()])
+                 - np.mean([aggregate_values(kind, v) for v in gb.values()]))
     points = [(f"a {claim['a']}", float(ba.mean()), *boot.ci(ba)), (f"b {claim['b']}", float(bb.mean()), *boot.ci(bb))]
     return stat, boot.ci(ba - bb), claim.get("expect", "a > b") == "a > b", points, min(len(ga), len(gb))
 

@@ -128,6 +128,7 @@ class _Bootstrap:
 
         self.stats, self.claim_id = stats, claim_id
         self.config = config or load_board_config()
+        self.kinds: dict[str, str] = {}  # metric → its declared aggregate (rows' "aggregate"; default mean)
 
     def replicates(self, pts: _Points) -> np.ndarray:
         seed = self.stats.cell_seed(self.config.bootstrap_seed, [self.claim_id])
@@ -159,13 +160,20 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
             return Verdict(claim["id"], text, "NOT COMPUTABLE", math.nan, (math.nan, math.nan), [], 0,
                            f"not computable: metric {metric} has no rows")
     boot = _Bootstrap(claim["id"], config)
+    if "aggregate" in rows:
+        boot.kinds = {m: k for m, k in zip(rows["metric"], rows["aggregate"], strict=True) if isinstance(k, str)}
     base = rows[_matches(rows, claim.get("where", {}))]
     exclude = {k: v for k, v in claim.get("exclude", {}).items() if k != claim.get("along")}
     if exclude:
         base = base[~_matches(base, exclude)]
-    pts, statistic, positive = {"compare": _compare, "trend": _trend, "faster_drop": _faster_drop}[kind](claim, base)
-    pts = _stack(pts[0], pts[1], samples)
+    (labels, parts), statistic, positive = {"compare": _compare, "trend": _trend,
+                                            "faster_drop": _faster_drop}[kind](claim, base)
+    pts = _stack(labels, parts, samples)
     reps, est = boot.replicates(pts), boot.estimate(pts)
+    for i, part in enumerate(parts):  # each group's statistic is its metric's declared aggregate of the mean
+        agg = boot.kinds.get(str(part["metric"].iloc[0]), "mean") if len(part) else "mean"
+        if agg == "abs_mean":  # ΔEF: |mean of signed differences| in every resample, as on the board
+            reps[i], est[i] = np.abs(reps[i]), np.abs(est[i])
     stat_reps, stat = statistic(reps), float(statistic(est[:, None])[0])
     ci = boot.ci(stat, stat_reps, pts.seeds)
     points = [(label, float(e), *boot.ci(float(e), r, pts.seeds))

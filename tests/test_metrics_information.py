@@ -17,8 +17,10 @@ from bench.metrics import MetricContext, create_metric
 from bench.metrics.information import (
     blurred_image,
     from_uint8,
+    image_masks,
     information_level_of,
     pic_auc,
+    pic_curves_of,
     to_uint8,
     webp_bytes,
 )
@@ -109,15 +111,33 @@ def test_information_level_metric(batch, x_range):
     model, x, y, maps = batch
     ctx = MetricContext(model, x, y, y, maps, create_method("grad"), x_range,
                         generator=torch.Generator().manual_seed(0))
-    try:
-        v = create_metric("information_level", n_masks=2)(ctx)
-    except ValueError as e:  # an untrained model's blurred images may all score as high as the original
-        assert "excluded_value" in str(e)
-        v = create_metric("information_level", n_masks=2, excluded_value=0.0)(ctx)
+    metric = create_metric("information_level", n_masks=2)
+    assert metric.aggregate == "reported"
+    v = metric(ctx)
     assert v.shape == (len(x),)
     kept = v[~v.isnan()]  # PIC-excluded images are NaN, which the runner drops
     assert len(kept) and ((kept >= 0) & (kept <= 1)).all()
-    ctx.generator = torch.Generator().manual_seed(0)  # the same random masks as the first call
+    assert 0 <= ctx.reported <= 1  # the release's job value: AUC of the median curve
+    ctx.generator = torch.Generator().manual_seed(123)  # the job's noise stream does not choose the masks
     filled = create_metric("information_level", n_masks=2, excluded_value=0.0)(ctx)
     torch.testing.assert_close(filled[~v.isnan()], kept)
     assert (filled[v.isnan()] == 0).all()
+
+
+def test_information_level_same_masks_and_n_for_every_method(batch, x_range):
+    model, x, y, _ = batch
+    masks = image_masks(to_uint8(x, x_range), 10, 0.01)
+    assert masks.shape == (4, 10, 32, 32) and (masks.sum((2, 3)) == 10).all()
+    assert (image_masks(to_uint8(x[3:4], x_range), 10, 0.01) == masks[3:4]).all()  # the image alone decides
+    assert (image_masks(to_uint8(x, x_range), 2, 0.01) == masks[:, :2]).all()  # fewer masks: the first ones
+    masks = masks[:, :2]  # CPU time: two of the metric's ten masks per image
+    excluded, n = {}, {}
+    for name in ("grad", "smoothgrad"):
+        method = create_method(name)
+        gen = torch.Generator().manual_seed(7)  # the method's own draws: the masks do not come from here
+        maps = method(model, x, y, x_range=x_range, generator=gen).detach()
+        # exactly what the metric scores (it draws image_masks itself: checked above to be these)
+        curves = pic_curves_of(model, x, maps, x_range, masks)
+        excluded[name] = [[c is None for c in per] for per in curves]
+        n[name] = sum(not all(per) for per in excluded[name])
+    assert excluded["grad"] == excluded["smoothgrad"] and n["grad"] == n["smoothgrad"] > 0

@@ -7,6 +7,7 @@ those to the native function; both must then agree to 1e-5 relative.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -16,7 +17,6 @@ import torch
 from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
 from bench.metrics.complexity import complexity, gini, sparseness
-from bench.metrics.correlation import normalise_by_max
 from bench.metrics.faithfulness import faithfulness_correlation_of, pixel_flipping_curve, trapezoid
 from bench.metrics.randomisation import off_class_targets, randomised_layers
 from bench.metrics.robustness import max_sensitivity_of
@@ -56,10 +56,14 @@ def close(native, reference, rel=REL, abs=0.0):
 # -- complexity -------------------------------------------------------------------------------
 
 def test_sparseness_equals_quantus(ctx):
-    raw = quantus.Sparseness(normalise=False, disable_warnings=True)
-    close(sparseness(ctx), q_call(raw, ctx))
-    per_sample = quantus.Sparseness(normalise_func_kwargs=PER_SAMPLE, disable_warnings=True)
-    close(gini(normalise_by_max(ctx.maps)), q_call(per_sample, ctx))
+    # Quantus' default normalise_by_max normalises over the whole batch (normalise_axes=None), so each
+    # sample is its own call: per-sample normalisation with every Quantus argument at its default.
+    default = quantus.Sparseness(disable_warnings=True)
+    one_by_one = [q_call(default, dataclasses.replace(ctx, x=ctx.x[i : i + 1], target=ctx.target[i : i + 1],
+                                                       maps=ctx.maps[i : i + 1]))[0] for i in range(len(ctx.x))]
+    close(sparseness(ctx), one_by_one)
+    close(sparseness(ctx), q_call(quantus.Sparseness(normalise_func_kwargs=PER_SAMPLE, disable_warnings=True), ctx))
+    close(gini(ctx.maps, normalise=False), q_call(quantus.Sparseness(normalise=False, disable_warnings=True), ctx))
 
 
 def test_complexity_equals_quantus(ctx):

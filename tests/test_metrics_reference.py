@@ -65,8 +65,23 @@ def test_reference_vectors(k):
     d = np.load(VECTORS)
     m = torch.from_numpy(d[f"map{k}"])[None]
     assert expected_frequency(m).item() == pytest.approx(float(d[f"ef{k}"]), rel=1e-5)
-    assert gini(m).item() == pytest.approx(float(d[f"gini{k}"]), rel=1e-5)
     assert entropy(m).item() == pytest.approx(float(d[f"entropy{k}"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_gini_reference_vectors(k):
+    # gini_norm: Quantus' default (max-normalised); gini: normalise=False. map4 (~1e-4) is where they part.
+    d = np.load(VECTORS)
+    m = torch.from_numpy(d[f"map{k}"])[None]
+    assert gini(m).item() == pytest.approx(float(d[f"gini_norm{k}"]), rel=1e-5)
+    assert gini(m, normalise=False).item() == pytest.approx(float(d[f"gini{k}"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("c", [1e-6, 1.0, 1e6])
+def test_gini_is_scale_free(c):
+    m = torch.from_numpy(np.load(VECTORS)["map4"]).double()[None]
+    assert gini(c * m).item() == pytest.approx(gini(m).item(), rel=1e-9)
+    assert abs(gini(m, normalise=False).item() - gini(m).item()) > 1e-4  # the raw Gini is not
 
 
 # -- spectrum tail slope ---------------------------------------------------------------------

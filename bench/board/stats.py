@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.aggregates import aggregate_values
 from bench.board.config import BoardConfig
 
 TRACK = ["suite", "dataset", "model", "activation", "training"]  # training: '' or 'sf=N' (split factor)
@@ -30,13 +31,14 @@ BOOTSTRAP_CHUNK = 4_000_000  # resampled values held in memory at once
 
 # -- bootstrap ----------------------------------------------------------------------------------
 def bootstrap_means(groups: Sequence[np.ndarray], resamples: int = 1000,
-                    seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+                    seed: int | np.random.SeedSequence = 0, kind: str = "mean") -> np.ndarray:
     """``resamples`` bootstrap replicates of the mean of group means.
 
     One group: the ordinary bootstrap of the mean (what ``scipy.stats.bootstrap`` resamples). Several
     groups (training seeds): nested — each resample draws groups with replacement, then samples with
     replacement within each drawn group — so the spread carries both the seed-to-seed and the
-    input-to-input variation. Vectorised: one index tensor per chunk of resamples.
+    input-to-input variation. Vectorised: one index tensor per chunk of resamples. ``kind``: the
+    metric's per-job statistic (``bench.aggregates``; ``abs_mean``: |mean| of each resampled group).
     """
     groups = [np.asarray(g, dtype=np.float64).ravel() for g in groups]
     if not groups or any(len(g) == 0 for g in groups):
@@ -60,7 +62,7 @@ def bootstrap_means(groups: Sequence[np.ndarray], resamples: int = 1000,
         idx = (rng.random((b, k, n_max)) * lens[..., None]).astype(np.int64)
         values = padded[which[..., None], idx]
         valid = np.arange(n_max) < lens[..., None]
-        stats[s : s + b] = ((values * valid).sum(-1) / lens).mean(-1)
+        stats[s : s + b] = aggregate_values(kind, values, valid).mean(-1)
     return stats
 
 
@@ -71,9 +73,9 @@ def percentile_ci(replicates: np.ndarray, confidence: float = 0.95) -> tuple[flo
 
 
 def bootstrap_ci(groups: Sequence[np.ndarray], resamples: int = 1000, seed: int | np.random.SeedSequence = 0,
-                 confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean of group means (see ``bootstrap_means``)."""
-    return percentile_ci(bootstrap_means(groups, resamples, seed), confidence)
+                 confidence: float = 0.95, kind: str = "mean") -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean of group statistics (see ``bootstrap_means``)."""
+    return percentile_ci(bootstrap_means(groups, resamples, seed, kind), confidence)
 
 
 def cell_seed(base: int, key: Sequence[object]) -> np.random.SeedSequence:
@@ -117,8 +119,12 @@ def aggregate(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
         value = float(g["value"].mean())
         groups = [per_job.get((j, key[-1])) for j in g["job_id"]]
         if all(x is not None for x in groups):
+            kind = g["aggregate"].iloc[0] if "aggregate" in g and pd.notna(g["aggregate"].iloc[0]) else "mean"
             low, high = bootstrap_ci(groups, config.bootstrap_resamples,
-                                     cell_seed(config.bootstrap_seed, key), config.confidence)
+                                     cell_seed(config.bootstrap_seed, key), config.confidence, kind)
+            if kind == "reported":  # the spread of the per-sample mean, re-centred on the reported values
+                shift = value - float(np.mean([aggregate_values("mean", x) for x in groups]))
+                low, high = low + shift, high + shift
             method = "bootstrap"
         else:
             half = z * float(np.sqrt((g["stderr"].astype(float) ** 2).sum())) / len(g)

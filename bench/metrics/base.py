@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import torch
 from torch import Tensor, nn
 
+from bench.aggregates import AGGREGATES, aggregate_values  # noqa: F401  (re-exported)
 from bench.errors import MethodOutputError
 from bench.methods.base import default_chunk_size
 from bench.registry import checked_factory, metrics
@@ -56,6 +58,7 @@ class MetricContext:
     load_model: Callable[[Any], nn.Module] | None = None  # Recipe → scored eval model on device
     cache: dict[str, Any] = field(default_factory=dict)
     side: dict[str, dict[str, Any]] = field(default_factory=dict)  # side table name → its columns (ctx.emit)
+    reported: float | None = None  # the job value a metric with aggregate="reported" gives (ctx.report)
 
     def __post_init__(self) -> None:
         if self.chunk_size is None:
@@ -86,6 +89,10 @@ class MetricContext:
 
             self.cache[key] = self.explain(create_method(name)).detach()
         return self.cache[key]
+
+    def report(self, value: float) -> None:
+        """Hand the runner the job's value, for a metric declaring ``aggregate="reported"``."""
+        self.reported = float(value)
 
     def emit(self, table: str, columns: dict[str, Any]) -> None:
         """Hand the runner a side table's columns (all but ``job_id``); the metric must declare it."""
@@ -121,8 +128,11 @@ class Metric:
     twins: tuple[str, ...] = ()  # kinds (TWIN_KINDS) of other models of the job's recipe it loads
     reexplains: bool = False  # calls the job's method again (through ctx.explain)
     side_tables: tuple[SideTable, ...] = ()  # tables it emits with ctx.emit
+    aggregate: str = "mean"  # how the runner and the board make the job value (bench.aggregates)
 
     def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"metric '{self.name}': aggregate '{self.aggregate}'; known: {AGGREGATES}")
         unknown = set(self.twins) - set(TWIN_KINDS)
         if unknown:
             raise ValueError(f"metric '{self.name}': twin kind(s) {sorted(unknown)}; known: {sorted(TWIN_KINDS)}")
@@ -132,8 +142,13 @@ class Metric:
         inputs a declared exclusion (``excludes``) leaves out, and not all of them; side tables only
         those declared. The only place these checks live: no caller can skip them."""
         before = dict(ctx.side)
+        ctx.reported = None
         values = self.fn(ctx, **self.params)
         self._check(values, len(ctx.x))
+        if (ctx.reported is not None) != (self.aggregate == "reported") or (
+                ctx.reported is not None and not np.isfinite(ctx.reported)):
+            raise MethodOutputError(f"metric '{self.name}': a finite ctx.report(value) if and only if it "
+                                    "declares aggregate='reported'")
         emitted = {k for k, v in ctx.side.items() if before.get(k) is not v}
         undeclared = emitted - {t.name for t in self.side_tables}
         if undeclared:
@@ -163,7 +178,7 @@ Twins = tuple[str, ...] | Callable[[dict[str, Any]], tuple[str, ...]]
 def register_metric(name: str, *, direction: str, category: str, description: str = "",
                     citation: str = "", defaults: dict[str, Any] | None = None, excludes: bool = False,
                     masks: bool = False, twins: Twins = (), reexplains: bool = False,
-                    side_tables: tuple[SideTable, ...] = ()):
+                    side_tables: tuple[SideTable, ...] = (), aggregate: str = "mean"):
     """Register ``fn(ctx, **params) -> Tensor[B]`` under ``name`` with its declarations.
 
     ``excludes``: the metric's protocol leaves some inputs out (PIC's rule, say); it marks them NaN
@@ -172,7 +187,8 @@ def register_metric(name: str, *, direction: str, category: str, description: st
     ``twins``: the kinds of other models of the job's recipe it loads with ``ctx.model_for``
     (:data:`TWIN_KINDS`), or a function of the metric's parameters giving them.
     ``reexplains``: it calls the job's method again, through ``ctx.explain``.
-    ``side_tables``: the tables it emits with ``ctx.emit`` (the results store writes each)."""
+    ``side_tables``: the tables it emits with ``ctx.emit`` (the results store writes each).
+    ``aggregate``: how its per-sample values make the job value (:data:`bench.aggregates.AGGREGATES`)."""
     if direction not in DIRECTIONS or category not in CATEGORIES:
         raise ValueError(f"metric '{name}': direction in {DIRECTIONS}, category in {CATEGORIES}")
 
@@ -182,7 +198,7 @@ def register_metric(name: str, *, direction: str, category: str, description: st
         def build(params: dict[str, Any]) -> Metric:
             kinds = twins(params) if callable(twins) else twins
             return Metric(name, fn, params, direction, category, desc, excludes, masks, tuple(kinds),
-                          reexplains, tuple(side_tables))
+                          reexplains, tuple(side_tables), aggregate)
 
         factory = checked_factory("metric", name, fn, {"ctx"}, build)
         metrics.register(name, description=desc, citation=citation, defaults=defaults,

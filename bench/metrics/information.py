@@ -13,17 +13,24 @@ Per image (Kapishnikov et al. 2019; PAIR ``saliency.metrics.pic``, which AdaptGr
 5. the points plus (0, 0) and (1, 1), linearly interpolated at 1000 points of [0, 1) plus 1.0,
    integrated with the trapezoid rule.
 
-The paper aggregates the median curve over images; a GradBench metric has one value per image,
-so this is each image's own AUC (the mean over ``n_masks`` random masks). PIC excludes an image
-whose blurred version is not less informative or not lower scored than the original (and, in
-the released code, an original score below 0.8, an ImageNet-logit threshold, off here by
-default): such images are left out (NaN; the runner averages over the others and records how many
-it kept in ``n``), or score ``excluded_value`` if given; if every image is excluded, it is an error.
+Every method is scored with the same random masks per image: ``n_masks`` (10) masks drawn from a
+seed of the image alone (its uint8 bytes), never from the job's noise stream. PIC excludes an
+(image, mask) pair whose blurred version is not less informative or not lower scored than the
+original (and, in the released code, an original score below 0.8, an ImageNet-logit threshold, off
+here by default); none of that depends on the saliency, so the exclusions and ``n`` are the same
+for every method on a model. An image with every mask excluded is left out (NaN; the runner
+records how many it kept in ``n``), or scores ``excluded_value`` if given.
+The job value is the release's aggregate (``aggregate="reported"``): the AUC of the median curve
+over all kept (image, mask) curves (``aggregate_individual_pic_results(..., "median")``). The
+per-sample values are each image's mean AUC over its kept masks; they carry the spread for the CI
+(the bootstrap of their mean, re-centred on the reported value: a median curve cannot be rebuilt
+from per-image AUCs).
 Blurring and WebP are CPU NumPy/Pillow work; the model sees all blurred images in one batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -86,10 +93,13 @@ def pic_images(img: np.ndarray, saliency: np.ndarray, random_mask: np.ndarray,
     return images
 
 
-def pic_auc(original: tuple[float, float], points: list[tuple[float, float]], min_pred_value: float | None = None,
-            keep_monotonous: bool = True, num_points: int = 1000) -> float | None:
-    """AUC of one image's PIC from (entropy, score) of the original and of [fully blurred, thresholds…];
-    None where PIC excludes the image."""
+CURVE_X = np.append(np.linspace(0.0, 1.0, num=1000, endpoint=False), 1.0)  # PIC's 1001 points
+
+
+def pic_curve(original: tuple[float, float], points: list[tuple[float, float]], min_pred_value: float | None = None,
+              keep_monotonous: bool = True) -> np.ndarray | None:
+    """One image's PIC on :data:`CURVE_X` from (entropy, score) of the original and of [fully blurred,
+    thresholds…]; None where PIC excludes the image."""
     (e_orig, p_orig), (e_blur, p_blur) = original, points[0]
     if (min_pred_value is not None and p_orig < min_pred_value) or e_blur >= e_orig or p_blur >= p_orig:
         return None
@@ -102,15 +112,53 @@ def pic_auc(original: tuple[float, float], points: list[tuple[float, float]], mi
     curve += [(0.0, 0.0), (1.0, 1.0)]
     xs, ys = zip(*curve, strict=True)
     f = interpolate.interp1d(x=xs, y=ys)
-    grid = np.linspace(0.0, 1.0, num=num_points, endpoint=False)
-    cx, cy = np.append(grid, 1.0), np.append(np.asarray([f(v) for v in grid]), 1.0)
-    return float(np.trapezoid(cy, cx))
+    return np.append(f(CURVE_X[:-1]), 1.0)
+
+
+def curve_auc(y: np.ndarray) -> float:
+    return float(np.trapezoid(y, CURVE_X))
+
+
+def pic_auc(original: tuple[float, float], points: list[tuple[float, float]], min_pred_value: float | None = None,
+            keep_monotonous: bool = True) -> float | None:
+    """AUC of one image's PIC (:func:`pic_curve`); None where PIC excludes the image."""
+    y = pic_curve(original, points, min_pred_value, keep_monotonous)
+    return None if y is None else curve_auc(y)
+
+
+def median_curve_auc(curves: list[np.ndarray]) -> float:
+    """The release's aggregate: AUC of the pointwise median of the kept curves."""
+    return curve_auc(np.median(np.stack(curves), axis=0))
+
+
+def image_masks(imgs: np.ndarray, n_masks: int, fraction: float) -> np.ndarray:
+    """``n_masks`` random masks of ``fraction`` of the pixels per uint8 image (``B×H×W×C`` →
+    ``B×M×H×W`` bool), drawn from a seed of the image's bytes alone: every method, job and run gets
+    the same masks for the same image."""
+    b, h, w, _ = imgs.shape
+    k = int(h * w * fraction)
+    masks = np.zeros((b, n_masks, h * w), dtype=bool)
+    for i in range(b):
+        seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(imgs[i]).tobytes()).digest()[:8], "little")
+        rng = np.random.default_rng(seed)
+        for m in range(n_masks):
+            masks[i, m, rng.choice(h * w, size=k, replace=False)] = True
+    return masks.reshape(b, n_masks, h, w)
 
 
 def information_level_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tuple[Tensor, Tensor],
                          random_masks: np.ndarray, thresholds=THRESHOLDS, min_pred_value: float | None = None,
                          keep_monotonous: bool = True, chunk_size: int = 256) -> list[list[float | None]]:
     """PIC AUC of each image under each of its random masks (``B×M×H×W`` bool) → ``B`` lists of ``M``."""
+    curves = pic_curves_of(model, x, maps, x_range, random_masks, thresholds, min_pred_value, keep_monotonous,
+                           chunk_size)
+    return [[None if c is None else curve_auc(c) for c in per] for per in curves]
+
+
+def pic_curves_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tuple[Tensor, Tensor],
+                  random_masks: np.ndarray, thresholds=THRESHOLDS, min_pred_value: float | None = None,
+                  keep_monotonous: bool = True, chunk_size: int = 256) -> list[list[np.ndarray | None]]:
+    """PIC curve of each image under each of its random masks (``B×M×H×W`` bool) → ``B`` lists of ``M``."""
     imgs = to_uint8(x, x_range)
     sal = channel_sum(maps).float().cpu().numpy()
     batch: list[np.ndarray] = []
@@ -130,36 +178,34 @@ def information_level_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tup
         i += 1
         aucs = []
         for _ in range(len(random_masks[b])):
-            aucs.append(pic_auc(original, list(zip(entropy[i : i + per], scores[i : i + per], strict=True)),
-                                min_pred_value, keep_monotonous))
+            aucs.append(pic_curve(original, list(zip(entropy[i : i + per], scores[i : i + per], strict=True)),
+                                  min_pred_value, keep_monotonous))
             i += per
         out.append(aucs)
     return out
 
 
 @register_metric("information_level", direction="higher", category="faithfulness", excludes=True,
+                 aggregate="reported",
                  description="PIC AUC: score recovered per WebP byte as top-salient pixels are un-blurred (XRAI)")
 def information_level(ctx: MetricContext, thresholds: tuple[float, ...] = THRESHOLDS, mask_fraction: float = 0.01,
-                      n_masks: int = 1, min_pred_value: float | None = None, keep_monotonous: bool = True,
+                      n_masks: int = 10, min_pred_value: float | None = None, keep_monotonous: bool = True,
                       excluded_value: float | None = None) -> Tensor:
-    """Each image's PIC AUC, averaged over ``n_masks`` random masks of ``mask_fraction`` of the pixels."""
-    b, _, h, w = ctx.x.shape
-    k = int(h * w * mask_fraction)
-    masks = np.zeros((b, n_masks, h * w), dtype=bool)
-    for i in range(b):
-        for m in range(n_masks):
-            masks[i, m, torch.randperm(h * w, generator=ctx.generator, device=ctx.x.device)[:k].cpu().numpy()] = True
-    aucs = information_level_of(ctx.model, ctx.x, ctx.maps, ctx.x_range, masks.reshape(b, n_masks, h, w),
-                                tuple(thresholds), min_pred_value, keep_monotonous, ctx.chunk_size)
+    """Each image's mean PIC AUC over its ``n_masks`` random masks (the same for every method); the
+    job value reported is the AUC of the median curve over all kept (image, mask) curves."""
+    b = len(ctx.x)
+    masks = image_masks(to_uint8(ctx.x, ctx.x_range), n_masks, mask_fraction)
+    curves = pic_curves_of(ctx.model, ctx.x, ctx.maps, ctx.x_range, masks, tuple(thresholds), min_pred_value,
+                           keep_monotonous, ctx.chunk_size)
+    kept = [c for per in curves for c in per if c is not None]
+    if not kept:
+        raise ValueError(f"information_level: all {b} images are excluded by PIC under all {n_masks} masks (their "
+                         "fully blurred version is not less informative or not lower scored than the original); "
+                         "raise n_masks, or give excluded_value (e.g. 0.0) to score them")
     values = []
-    for per_mask in aucs:
-        valid = [a for a in per_mask if a is not None]
-        if valid:
-            values.append(float(np.mean(valid)))
-        else:
-            values.append(float("nan") if excluded_value is None else float(excluded_value))
-    if all(np.isnan(values)):
-        raise ValueError(f"information_level: all {b} images are excluded by PIC (their fully blurred version is "
-                         "not less informative or not lower scored than the original); raise n_masks, or give "
-                         "excluded_value (e.g. 0.0) to score them")
+    for per in curves:
+        aucs = [curve_auc(c) for c in per if c is not None]
+        values.append(float(np.mean(aucs)) if aucs else float("nan") if excluded_value is None
+                      else float(excluded_value))
+    ctx.report(median_curve_auc(kept))
     return torch.tensor(values, dtype=torch.float64, device=ctx.x.device)

@@ -43,7 +43,7 @@ ROW_SCHEMA = pa.schema([
     ("model_test_accuracy", pa.float64()), ("model_train_accuracy", pa.float64()),
     ("method", pa.string()), ("method_label", pa.string()),
     ("method_params", pa.string()), ("metric", pa.string()), ("metric_params", pa.string()),
-    ("direction", pa.string()), ("category", pa.string()), ("value", pa.float64()),
+    ("direction", pa.string()), ("category", pa.string()), ("aggregate", pa.string()), ("value", pa.float64()),
     ("stderr", pa.float64()), ("n", pa.int64()), ("seed", pa.int64()), ("samples", pa.int64()),
     ("target", pa.string()), ("output", pa.string()), ("device", pa.string()), ("fast", pa.bool_()),
     ("explain_seconds", pa.float64()), ("explain_passes", pa.int64()), ("metric_seconds", pa.float64()),

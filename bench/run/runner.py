@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.aggregates import aggregate_values
 from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, canonical_json
 from bench.methods import create_method
@@ -142,7 +143,9 @@ class Runner:
             n = len(values)
             rows.append({**base, "metric": spec.name, "metric_params": canonical_json(spec.params),
                          "direction": metric.direction, "category": metric.category,
-                         "value": values.mean().item(),
+                         "aggregate": metric.aggregate,  # how value was made (bench.aggregates)
+                         "value": (ctx.reported if metric.aggregate == "reported"
+                                   else float(aggregate_values(metric.aggregate, values.numpy()))),
                          "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
                          "n": n, "n_constant_maps": n_constant, "explain_seconds": explain_s,
                          "explain_passes": passes.rows,

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from bench.methods.base import input_gradient, register_method
+from bench.methods.base import Method, create_method, input_gradient, register_method
 from bench.methods.noise import CopyMean, perturbed_parameters
 from bench.methods.params import NonNegative, OpenUnit, PositiveInt
 from bench.methods.smoothing import Rule, adaptgrad_sigma, smoothgrad_sigma
@@ -79,7 +79,16 @@ def _smoothing_noise(x: Tensor, x_range, *, smoothing: str, alpha: float, c: flo
 DEFAULTS = {"smoothing": "smoothgrad", "n": 50, "alpha": 0.2, "c": 0.95, "rule": "released"}
 
 
-@register_method("smoothed_grad_x_input", defaults=DEFAULTS, stochastic=True, input_noise=_smoothing_noise)
+def _released_unsmoothed(name: str, keep: tuple[str, ...]):
+    """The same released method with α = 0 (its N+1 terms all the clean gradient): S-IG → the
+    release's IG (its nodes and baseline), S-NG → its NoiseGrad; AdaptGrad's σ is dropped the same way."""
+    def rule(params: dict) -> Method:
+        return create_method(name, smoothing="smoothgrad", n=1, alpha=0.0, **{k: params[k] for k in keep})
+    return rule
+
+
+@register_method("smoothed_grad_x_input", defaults=DEFAULTS, stochastic=True, input_noise=_smoothing_noise,
+                 unsmoothed=lambda params: create_method("grad_x_input"))
 def smoothed_grad_x_input(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
                           smoothing: Smoothing = "smoothgrad", n: PositiveInt = 50, alpha: NonNegative = 0.2,
                           c: OpenUnit = 0.95, rule: Rule = "released") -> Tensor:
@@ -104,7 +113,8 @@ def released_baseline(x: Tensor, baseline: str, x_range) -> Tensor:
 
 
 @register_method("smoothed_path_ig", defaults={**DEFAULTS, "steps": 50, "baseline": "zero"}, stochastic=True,
-                 input_noise=_smoothing_noise)
+                 input_noise=_smoothing_noise,
+                 unsmoothed=_released_unsmoothed("smoothed_path_ig", ("steps", "baseline")))
 def smoothed_path_ig(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
                      smoothing: Smoothing = "smoothgrad", n: PositiveInt = 50, alpha: NonNegative = 0.2,
                      c: OpenUnit = 0.95, rule: Rule = "released", steps: PositiveInt = 50,
@@ -135,7 +145,8 @@ def released_perturbed(model: nn.Module, classifier: Classifier) -> dict[str, Te
 
 
 @register_method("smoothed_noisegrad", defaults={**DEFAULTS, "m": 50, "sigma": 0.2, "classifier": "released"},
-                 stochastic=True, input_noise=_smoothing_noise)
+                 stochastic=True, input_noise=_smoothing_noise,
+                 unsmoothed=_released_unsmoothed("smoothed_noisegrad", ("m", "sigma", "classifier")))
 def smoothed_noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size,
                        smoothing: Smoothing = "smoothgrad", n: PositiveInt = 50, alpha: NonNegative = 0.2,
                        c: OpenUnit = 0.95, rule: Rule = "released", m: PositiveInt = 50,

@@ -20,7 +20,7 @@ METHODS = [n for n in bench.list_methods() if not n.startswith("test")]
 # What each published method adds to its input, from the papers (not from the code's declarations).
 NOISE_FREE = {"grad", "grad_x_input", "integrated_gradients", "gradcam", "guided_backprop", "noisegrad"}
 NOISY = {"smoothgrad", "adaptgrad", "fusiongrad", "s-gi", "a-gi", "s-ig-b", "s-ig-w", "a-ig-b", "a-ig-w",
-         "s-ng", "a-ng"}
+         "s-ng", "a-ng", "smoothed_grad_x_input", "smoothed_path_ig", "smoothed_noisegrad"}
 
 
 def make(name: str, **params) -> Method:
@@ -188,8 +188,8 @@ class Probe(nn.Module):
     ("smoothgrad", {"n": 64, "sigma": 0.3}),
     ("adaptgrad", {"n": 64, "c": 0.9}),
     ("fusiongrad", {"n": 8, "m": 8, "alpha": 0.1, "sigma": 0.5, "classifier": None}),
-    ("s-ng", {"n": 64, "base_params": {"n": 2}}),
-    ("a-ng", {"n": 64, "base_params": {"n": 2}}),
+    ("smoothgrad", {"n": 64, "base": "noisegrad", "base_params": {"n": 2}}),
+    ("adaptgrad", {"n": 64, "base": "noisegrad", "base_params": {"n": 2}}),
     ("smoothgrad", {"n": 16, "alpha": 0.1, "base": "smoothgrad", "base_params": {"n": 4, "alpha": 0.05}}),
 ])
 def test_input_noise_is_the_noise_the_method_adds(name, params):
@@ -214,9 +214,12 @@ def test_input_noise_is_the_noise_the_method_adds(name, params):
 
 def test_aliases_inherit_the_declarations(shapes_batch, x_range):
     x = shapes_batch[0][:2]
-    for alias, impl in (("s-gi", "smoothgrad"), ("a-gi", "adaptgrad"), ("s-ig-b", "smoothgrad"),
-                        ("a-ng", "adaptgrad"), ("s-ng", "smoothgrad")):
-        a, m = create_method(alias), create_method(impl)
+    for alias, impl, p in (("s-gi", "smoothed_grad_x_input", {}),
+                           ("a-gi", "smoothed_grad_x_input", {"smoothing": "adaptgrad"}),
+                           ("s-ig-b", "smoothed_path_ig", {"baseline": "one"}),
+                           ("a-ng", "smoothed_noisegrad", {"smoothing": "adaptgrad", "n": 10, "m": 10}),
+                           ("s-ng", "smoothed_noisegrad", {"n": 10, "m": 10})):
+        a, m = create_method(alias), create_method(impl, **p)
         assert (a.stochastic, a.linear) == (m.stochastic, m.linear)
         torch.testing.assert_close(a.input_noise(x, x_range), m.input_noise(x, x_range), rtol=0, atol=0)
 
@@ -251,7 +254,8 @@ def test_fusiongrads_input_noise_is_its_alpha_not_its_weight_sigma(x_range):
     ("gradcam", {"layer": 4}, "layer must be a string or none"),
     ("smoothgrad", {"base": "nosuchmethod"}, "unknown method 'nosuchmethod'"),
     ("smoothgrad", {"base_params": [1]}, "base_params must be a table or none"),
-    ("s-ig-b", {"base_params": {"steps": 0}}, "steps must be an integer > 0"),
+    ("s-ig-b", {"steps": 0}, "steps must be an integer > 0"),
+    ("a-ig-w", {"baseline": "grey"}, "baseline must be"),
 ])
 def test_bad_parameter_values_are_refused_in_one_line(name, params, allowed):
     with pytest.raises(ParameterError) as e:

@@ -23,11 +23,10 @@ from bench.registry import methods
 # Small sample counts keep the test run fast; the defaults are checked by registry tests.
 FAST = {"smoothgrad": {"n": 3}, "adaptgrad": {"n": 3}, "noisegrad": {"n": 3}, "fusiongrad": {"n": 2, "m": 2},
         "integrated_gradients": {"steps": 4}, "s-gi": {"n": 2}, "a-gi": {"n": 2},
-        "s-ig-b": {"n": 2, "base_params": {"steps": 3, "baseline": "black"}},
-        "s-ig-w": {"n": 2, "base_params": {"steps": 3, "baseline": "white"}},
-        "a-ig-b": {"n": 2, "base_params": {"steps": 3, "baseline": "black"}},
-        "a-ig-w": {"n": 2, "base_params": {"steps": 3, "baseline": "white"}},
-        "s-ng": {"n": 2, "base_params": {"n": 2}}, "a-ng": {"n": 2, "base_params": {"n": 2}}}
+        "s-ig-b": {"n": 2, "steps": 3}, "s-ig-w": {"n": 2, "steps": 3},
+        "a-ig-b": {"n": 2, "steps": 3}, "a-ig-w": {"n": 2, "steps": 3},
+        "s-ng": {"n": 2, "m": 2}, "a-ng": {"n": 2, "m": 2}, "smoothed_grad_x_input": {"n": 2},
+        "smoothed_path_ig": {"n": 2, "steps": 3}, "smoothed_noisegrad": {"n": 2, "m": 2}}
 NOISY = ["smoothgrad", "adaptgrad", "noisegrad", "fusiongrad", "s-ng"]
 
 
@@ -71,8 +70,8 @@ def test_every_method_and_combo_is_registered():
                  "a-ig-w", "s-ng", "a-ng"):
         assert name in methods, name
         assert methods.get(name).citation, name
-    assert methods.get("s-ig-w").defaults["base_params"]["baseline"] == "white"
-    assert methods.get("a-ng").defaults["base"] == "noisegrad"
+    assert methods.get("s-ig-w").defaults["baseline"] == "zero"  # the release's "WhiteBaseline"
+    assert methods.get("a-ng").defaults["smoothing"] == "adaptgrad"
 
 
 @pytest.mark.parametrize("name", sorted(n for n in methods.list() if not n.startswith("test")))
@@ -88,11 +87,11 @@ def test_unknown_parameter_names_the_accepted_ones():
         create_method("noisegrad", alpha=0.1)
 
 
-def test_combos_are_smoothing_of_their_base(tiny_cnn, shapes_batch, x_range):
+def test_combos_are_the_released_nesting(tiny_cnn, shapes_batch, x_range):
     x, y = shapes_batch[0][:3], shapes_batch[1][:3]
     combo = run("s-ig-b", tiny_cnn, x, y, x_range)
-    explicit = run("smoothgrad", tiny_cnn, x, y, x_range, n=2, base="integrated_gradients",
-                   base_params={"steps": 3, "baseline": "black"})
+    explicit = run("smoothed_path_ig", tiny_cnn, x, y, x_range, smoothing="smoothgrad", alpha=0.2, n=2,
+                   steps=3, baseline="one")
     torch.testing.assert_close(combo, explicit, rtol=0, atol=0)
 
 
@@ -168,19 +167,22 @@ def loop_reference(name, model, x, y, x_range, n, seed=0, **p):
             f = copy_model()
             total = total + sum(grad_of(f, noisy(0.15 * (hi - lo)), y) for _ in range(m)) / m
         return total / n
-    if name == "s-ng":  # input noise i, then the base's n_ng model copies
-        total = 0
-        for _ in range(n):
-            xi = noisy(0.15 * (hi - lo))
-            total = total + sum(grad_of(copy_model(), xi, y) for _ in range(p["n_ng"])) / p["n_ng"]
-        return total / n
+    if name == "s-ng":  # as released: the clean model's SG (N+1 terms), then per copy its parameters, its SG
+        def sg(f):
+            return (grad_of(f, x, y) + sum(grad_of(f, noisy(0.2 * (hi - lo)), y) for _ in range(n))) / (n + 1)
+
+        total = sg(model)
+        for _ in range(p["m"]):  # no parameter is named "classifier": all are perturbed
+            theta = {k: v * (1 + 0.2 * torch.randn(v.shape, generator=g)) for k, v in model.named_parameters()}
+            total = total + sg(lambda inp, theta=theta: functional_call(model, theta, (inp,)))
+        return total / (p["m"] + 1)
     raise KeyError(name)
 
 
 LOOP_CASES = [("smoothgrad", {"n": 5}, {}), ("adaptgrad", {"n": 5}, {}),
               ("adaptgrad", {"n": 5, "rule": "released"}, {"rule": "released"}),
               ("noisegrad", {"n": 4}, {}), ("fusiongrad", {"n": 3, "m": 2}, {"m": 2}),
-              ("s-ng", {"n": 3, "base_params": {"n": 2}}, {"n_ng": 2})]
+              ("s-ng", {"n": 3, "m": 2}, {"m": 2})]
 
 
 @pytest.mark.parametrize("name, params, ref_params", LOOP_CASES, ids=lambda v: str(v))

@@ -85,6 +85,8 @@ class Method:
     linear: bool = False
     noise_rule: NoiseRule | None = None  # see ``input_noise``; None: the method adds no input noise
     label: str = ""  # the name errors use (registry alias, a job's label); ``name`` if empty
+    # ``rule(params) -> Method``: the method this one smooths (SmoothGrad of IG → IG); None: smooths nothing
+    unsmoothed_rule: Callable[[dict[str, Any]], Method] | None = None
 
     def __call__(self, model: nn.Module, x: Tensor, target: Tensor, *,
                  x_range: tuple[Tensor, Tensor] | None = None,
@@ -110,6 +112,13 @@ class Method:
             params = {k: v for k, v in params.items() if k in rule}
         return self.noise_rule(x, _range_for(x, x_range), **params)
 
+    def unsmoothed(self) -> Method | None:
+        """The method this one smooths, from its declaration (``register_method(unsmoothed=…)``):
+        SmoothGrad/AdaptGrad/NoiseGrad of a base → the base; S-IG → IG. None: it smooths nothing."""
+        if self.unsmoothed_rule is None:
+            return None
+        return self.unsmoothed_rule({**fn_defaults(self.fn), **self.params})
+
     def labelled(self, label: str) -> Method:
         """The same method, named ``label`` in its errors (the runner passes the job's label)."""
         return replace(self, label=label)
@@ -125,7 +134,8 @@ _CONTEXT_ARGS = {"model", "x", "target", "x_range", "generator", "chunk_size"}
 
 def register_method(name: str, *, defaults: dict[str, Any] | None = None, description: str = "",
                     citation: str = "", stochastic: bool = False, linear: bool = False,
-                    input_noise: NoiseRule | None = None):
+                    input_noise: NoiseRule | None = None,
+                    unsmoothed: Callable[[dict[str, Any]], Method] | None = None):
     """Register ``fn(model, x, target, *, x_range, generator, chunk_size, **params)`` under ``name``.
 
     ``stochastic``: the method draws from the generator. ``linear``: its map is a linear functional
@@ -143,7 +153,8 @@ def register_method(name: str, *, defaults: dict[str, Any] | None = None, descri
             check_values(name, hints, params)
             if "base" in params:  # a composite: its base (and base_params) must make a method too
                 check_base(name, params["base"], params.get("base_params"))
-            return Method(name, fn, params, stochastic=stochastic, linear=linear, noise_rule=input_noise)
+            return Method(name, fn, params, stochastic=stochastic, linear=linear, noise_rule=input_noise,
+                          unsmoothed_rule=unsmoothed)
 
         factory = checked_factory("method", name, fn, _CONTEXT_ARGS, build)
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
@@ -179,6 +190,11 @@ def resolve_base(base: str | Method, base_params: dict[str, Any] | None = None) 
     if isinstance(base, Method):
         return base
     return create_method(base, **(base_params or {}))
+
+
+def base_of(params: dict[str, Any]) -> Method:
+    """A composite's ``unsmoothed`` declaration: its base."""
+    return resolve_base(params["base"], params.get("base_params"))
 
 
 def check_base(method: str, base: Any, base_params: dict[str, Any] | None) -> None:

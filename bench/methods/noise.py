@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from bench.methods.base import Method, base_noise, create_method, register_method, resolve_base
+from bench.methods.base import Method, base_noise, base_of, create_method, register_method, resolve_base
 from bench.methods.params import NonNegative, PositiveInt
 
 COPY_BYTES = 1 << 30  # weight copies held at once: k·|θ| stays under this (resnet50: 10 copies)
@@ -105,7 +105,7 @@ def fusiongrad_noise(x: Tensor, x_range: tuple[Tensor, Tensor], *, alpha: float,
 
 
 @register_method("noisegrad", defaults={"n": 50, "sigma": 0.2, "base": "grad"}, stochastic=True,
-                 input_noise=noisegrad_noise)
+                 input_noise=noisegrad_noise, unsmoothed=base_of)
 def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 50,
               sigma: NonNegative = 0.2, base: str | Method = "grad", base_params: dict[str, Any] | None = None,
               classifier: str | None = "auto", vmap: bool | None = None) -> Tensor:
@@ -128,7 +128,7 @@ def noisegrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_siz
 
 
 @register_method("fusiongrad", defaults={"n": 10, "m": 10, "sigma": 0.2, "alpha": 0.15, "base": "grad"},
-                 stochastic=True, input_noise=fusiongrad_noise)
+                 stochastic=True, input_noise=fusiongrad_noise, unsmoothed=base_of)
 def fusiongrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 10,
                m: PositiveInt = 10, sigma: NonNegative = 0.2, alpha: NonNegative = 0.15, base: str | Method = "grad",
                base_params: dict[str, Any] | None = None, classifier: str | None = "auto") -> Tensor:

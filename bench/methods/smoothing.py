@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from bench.methods.base import Method, base_noise, register_method, resolve_base
+from bench.methods.base import Method, base_noise, base_of, register_method, resolve_base
 from bench.methods.params import NonNegative, OpenUnit, PositiveInt
 
 Rule = Literal["eq13", "released"]
@@ -75,7 +75,7 @@ def adaptgrad_noise(x: Tensor, x_range: tuple[Tensor, Tensor], *, c: float, rule
 
 
 @register_method("smoothgrad", defaults={"n": 50, "alpha": 0.15, "base": "grad"}, stochastic=True,
-                 input_noise=smoothgrad_noise)
+                 input_noise=smoothgrad_noise, unsmoothed=base_of)
 def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 50,
                alpha: NonNegative = 0.15, sigma: NonNegative | None = None, base: str | Method = "grad",
                base_params: dict[str, Any] | None = None) -> Tensor:
@@ -86,7 +86,7 @@ def smoothgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_si
 
 
 @register_method("adaptgrad", defaults={"n": 50, "c": 0.95, "rule": "eq13", "base": "grad"}, stochastic=True,
-                 input_noise=adaptgrad_noise)
+                 input_noise=adaptgrad_noise, unsmoothed=base_of)
 def adaptgrad(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size, n: PositiveInt = 50,
               c: OpenUnit = 0.95, rule: Rule = "eq13", base: str | Method = "grad",
               base_params: dict[str, Any] | None = None) -> Tensor:

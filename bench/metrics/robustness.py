@@ -5,7 +5,7 @@ Twins come from ``ctx.model_for`` (trained or loaded from the cache by the runne
   initialisation, never the job model's own starting weights; no accuracy cap);
 - invariance: the same recipe trained separately (its own seed: other initialisation and batch
   order) on x + 1, explained at x + 1 within the job's input bounds (AdaptGrad's "Bias" model);
-- stability: the same recipe with the next seed (or the other split of a split pair).
+- stability: the same recipe with the next seed (or the other split of a split pair), its own noise draws.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bench.metrics.agreement import explain_same_noise, pair_maps
+from bench.metrics.agreement import _twin, explain_same_noise, pair_maps
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 from bench.metrics.correlation import spearman
 from bench.metrics.fidelity import l2_distance
@@ -115,20 +115,44 @@ def _stability_twins(twin: str) -> tuple[str, ...]:
     return ("pair",) if twin == "auto" else (twin,)
 
 
+# An odd 64-bit constant: the twin's stream is another seed than the job's (and than the next job's).
+TWIN_STREAM = 0x9E3779B97F4A7C15
+
+
+def independent_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """A generator for the twin's own draws: seeded from the job's, a stream of its own."""
+    if generator is None:
+        return None
+    seed = (generator.initial_seed() + TWIN_STREAM) % 2**63
+    return torch.Generator(device=generator.device).manual_seed(seed)
+
+
+def stability_twin_maps(ctx: MetricContext, twin: nn.Module, shared_noise: bool) -> Tensor:
+    """The twin's maps: its own noise draws (the paper: each model's SmoothGrad is an independent
+    Monte-Carlo estimate), or the job's draws replayed (``shared_noise``: variance reduction)."""
+    if shared_noise:
+        return explain_same_noise(ctx, twin, ctx.target)
+    return ctx.explain(model=twin, generator=independent_generator(ctx.generator)).detach()
+
+
 @register_metric("stability", direction="lower", category="robustness",
                  twins=lambda p: _stability_twins(p.get("twin", "auto")), reexplains=True,
                  description="‖M(x; θ₁) − M(x; θ₂)‖₂ between maps of two models of the same recipe")
-def stability(ctx: MetricContext, twin: str = "auto") -> Tensor:
-    """Distance of the raw maps of the job's model and its twin, both explained with the same noise
-    draws (so a smoothing method's distance is the models', not Monte-Carlo noise). ``twin="auto"``
-    is the split-agreement pair: the next seed at sf=1, the other part (and next seed) at sf ≥ 2;
-    ``"seed"`` and ``"split"`` force one of the two."""
+def stability(ctx: MetricContext, twin: str = "auto", shared_noise: bool = False) -> Tensor:
+    """Distance of the raw maps of the job's model and its twin. As in the paper, each model draws
+    its own smoothing noise; ``shared_noise=True`` gives both the same draws instead, a variance
+    reduction that measures the models' distance without the Monte-Carlo noise of two estimates
+    (a smaller value than the paper's at finite N). ``twin="auto"`` is the split-agreement pair:
+    the next seed at sf=1, the other part (and next seed) at sf ≥ 2; ``"seed"`` and ``"split"``
+    force one of the two."""
     if twin == "auto":
         _recipe(ctx)
-        mine, other = pair_maps(ctx)
+        if shared_noise:
+            return l2_distance(*pair_maps(ctx))
+        other = _twin(ctx, same_init=False)
     else:
-        mine, other = ctx.maps, explain_same_noise(ctx, _stability_twin(ctx, twin), ctx.target)
-    return l2_distance(mine, other)
+        other = _stability_twin(ctx, twin)
+    return l2_distance(ctx.maps, stability_twin_maps(ctx, other, shared_noise))
 
 
 def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from bench import registry
-from bench.errors import SuiteError, UnknownNameError
+from bench.cli import main
+from bench.errors import GradBenchError, SuiteError, UnknownNameError
 from bench.methods import create_method
 from bench.metrics import MetricContext, create_metric
 from bench.metrics.complexity import gini
@@ -17,7 +18,7 @@ from bench.run.results import load_rows
 from bench.run.runner import Runner
 from bench.suite import load_suite
 
-pytest.importorskip("quantus")
+quantus = pytest.importorskip("quantus")
 
 
 @pytest.fixture
@@ -110,3 +111,30 @@ def test_runner_end_to_end_with_twins_and_quantus(tiny_suite, tmp_path):
     assert set(rows["metric"]) == set(metrics)
     assert np.isfinite(rows["value"]).all()
     assert rows.set_index("metric").loc["quantus:Sparseness", "direction"] == "higher"
+
+
+# Issue 18 item 10: the adapter's defaults (FaithfulnessCorrelation, Focus, the listing line).
+
+
+def test_faithfulness_correlation_runs_without_return_aggregate(ctx):
+    params = {"nr_runs": 8, "subset_size": 64}
+    np.random.seed(0)  # Quantus draws its subsets from NumPy's global RNG
+    ours = create_metric("quantus:FaithfulnessCorrelation", **params)(ctx).numpy()
+    np.random.seed(0)
+    native = quantus.FaithfulnessCorrelation(
+        **params, return_aggregate=False, disable_warnings=True, display_progressbar=False,
+        normalise_func_kwargs={"normalise_axes": [1, 2, 3]},
+    )(model=ctx.model, x_batch=ctx.x.numpy(), y_batch=ctx.target.numpy(), a_batch=ctx.maps.numpy(),
+      channel_first=True, device="cpu", batch_size=len(ctx.x))
+    assert ours.shape == (6,)
+    np.testing.assert_allclose(ours, np.asarray(native), rtol=1e-6)
+
+
+def test_focus_is_refused_at_suite_validation_with_the_reason(tiny_suite):
+    with pytest.raises(GradBenchError, match="mosaic"):
+        load_suite(tiny_suite(metrics=("ef", "quantus:Focus")))
+
+
+def test_list_metrics_mentions_the_quantus_prefix(capsys):
+    assert main(["list", "metrics"]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("quantus:<Class>")

@@ -257,7 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", metavar="DIR", help="registry folder (default: $GRADBENCH_REGISTRY, else "
                    "./registry, else the copy installed with the package)")
     sub = p.add_subparsers(dest="command", required=True)
+    # One function per subcommand; the order of these calls is the order `bench --help` lists them in.
+    _add_run_parser(sub)
+    _add_leaderboard_parser(sub)
+    _add_plot_parser(sub)
+    _add_cite_parser(sub)
+    _add_submit_parser(sub)
+    _add_list_parser(sub)
+    _add_report_parser(sub)
+    _add_prune_parser(sub)
+    _add_verify_parser(sub)
+    _add_train_parser(sub)
+    return p
 
+
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench run`: execute a suite's jobs, locally or on Ray."""
     r = sub.add_parser("run", help="run a suite's jobs (skips those already done)")
     r.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
@@ -278,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
     r.set_defaults(func=_cmd_run)
 
+
+def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench leaderboard`: render the board from results."""
     lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
     lb.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     lb.add_argument("--results", default="results")
@@ -287,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
     lb.set_defaults(func=_cmd_leaderboard)
 
+
+def _add_plot_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench plot`: the board's plots alone."""
     pl = sub.add_parser("plot", help="draw the board's plots into RESULTS/plots/")
     pl.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     pl.add_argument("--results", default="results")
@@ -294,11 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
     pl.set_defaults(func=_cmd_plot)
 
+
+def _add_cite_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench cite`: BibTeX for the board version and results digest."""
     c = sub.add_parser("cite", help="print BibTeX naming the board version and results digest")
     c.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     c.add_argument("--results", default="results")
     c.set_defaults(func=_cmd_cite)
 
+
+def _add_submit_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench submit`: validate, run and rank a new method (or withdraw one)."""
     sm = sub.add_parser("submit", help="validate a new method, run the standard suite for it, update the board")
     sm.add_argument("spec", nargs="?", help="path/to/file.py:function, package.module:function, or an "
                                             "installed entry point of group bench.methods")
@@ -317,11 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--quiet", action="store_true", help="no progress bars")
     sm.set_defaults(func=_cmd_submit)
 
+
+def _add_list_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench list`: what the registry holds."""
     ls = sub.add_parser("list", help="list registered methods, metrics, models, datasets or suites")
     ls.add_argument("kind", choices=["methods", "metrics", "models", "datasets", "suites"])
     ls.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. '*grad*'")
     ls.set_defaults(func=_cmd_list)
 
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench report`: throughput against the calibrated bound, or the suite's claims."""
     rp = sub.add_parser("report", help="achieved passes/second per method vs the calibrated bound")
     rp.add_argument("suite", nargs="?", help="suite name; with --claims and none, every suite in registry/board.toml")
     rp.add_argument("--results", default="results")
@@ -330,12 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--markdown", action="store_true", help="with --claims: the README table of verdicts")
     rp.set_defaults(func=_cmd_report)
 
+
+def _add_prune_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench prune`: drop results of jobs a suite no longer defines."""
     pr = sub.add_parser("prune", help="remove results of jobs no longer in a suite's definition")
     pr.add_argument("suite")
     pr.add_argument("--results", default="results")
     pr.add_argument("--dry-run", action="store_true", help="list the files, remove nothing")
     pr.set_defaults(func=_cmd_prune)
 
+
+def _add_verify_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench verify`: retrain and rerun a sample of jobs against the committed rows."""
     v = sub.add_parser("verify", help="retrain and rerun a sample of a suite's jobs from an empty cache "
                                       "and compare with the committed rows")
     v.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
@@ -348,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_cmd_verify)
 
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench train`: train (or load) every model a suite needs."""
     t = sub.add_parser("train", help="train (or load from cache) every model a suite needs")
     t.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]; bf16 autocast on CUDA")
@@ -356,7 +398,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -268,24 +268,10 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
            out: Path | str | None = "leaderboard.md", device: str = "auto", max_seconds_per_map: float = 5.0,
            plots: bool = True, progress: bool = True) -> Submission:
     from bench.provenance import resolve_device
-    from bench.run.runner import Runner
 
     results = Path(results)
-    if not NAME_RE.fullmatch(name):
-        raise SubmissionError(f"--name '{name}' must be 1–64 letters, digits or _ . + - (starting with a "
-                              "letter or digit)")
-    if _published(name):
-        raise SubmissionError(f"'{name}' is a published method (bench list methods); choose another --name")
-    folder = results / SUBMISSIONS / name
-    if folder.exists() and not replace:
-        raise SubmissionError(f"a submission named '{name}' exists ({folder}); pass --replace to overwrite it")
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except json.JSONDecodeError as e:
-            raise SubmissionError(f"--params is not valid JSON ({e}); e.g. --params '{{\"n\": 10}}'") from None
-    if not isinstance(params, dict):
-        raise SubmissionError("--params must be a JSON object, e.g. '{\"n\": 10}'")
+    folder = _check_name(name, results, replace)
+    params = _parse_params(params)
 
     fn = adapt(load_function(spec), params)
     suite_path = resolve_suite_path(suite)
@@ -297,17 +283,8 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
 
     _register(name, fn, params, citation)
     sub = method_suite(suite_path, name, params)
-    staging = Path(tempfile.mkdtemp(dir=_mkdir(results), prefix=".submit-"))
-    try:
-        report = Runner(staging, device=device, progress=progress).run(sub)
-        if report.failed:
-            label, err = report.failed[0]
-            raise SubmissionError(f"job {label} failed: {err} ({len(report.failed)} of {report.total} jobs "
-                                  "failed; nothing was written)")
-        _write_record(staging, name, spec, params, citation, sub, validation)
-        _move_into_place(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _run_into(folder, results, sub, device, progress, lambda staging: _write_record(
+        staging, name, spec, params, citation, sub, validation))
 
     notes = []
     if validation.stochastic:
@@ -317,15 +294,69 @@ def submit(spec: str, name: str, *, params: str | dict[str, Any] = "{}", citatio
                      "to rank against them")
     board = None
     if out is not None:
-        published = list(load_board_config().suites)
-        suites = published if sub.name in published else [sub.name]  # the whole board, when it shows this suite
-        sanity = {s: load_suite(s).sanity for s in suites if s != sub.name} | {sub.name: base.sanity}
-        if suites != published and Path(out).resolve() == PUBLISHED.resolve():
-            out = None  # a board of the submission's suite alone: its own place, not the published board
-        board, _, plot_notes = write_board(results, suites, out, plots=plots, sanity=sanity)
+        board, plot_notes = _update_board(results, sub, base, out, plots)
         notes += plot_notes
     n_rows = sum(len(j.metrics) for j in sub.jobs)
     return Submission(name, folder, board, len(sub.jobs), n_rows, validation.seconds_per_map, notes)
+
+
+def _check_name(name: str, results: Path, replace: bool) -> Path:
+    """The submission's results folder, once ``name`` is well formed, not a published method's, and
+    free (or ``replace`` given)."""
+    if not NAME_RE.fullmatch(name):
+        raise SubmissionError(f"--name '{name}' must be 1–64 letters, digits or _ . + - (starting with a "
+                              "letter or digit)")
+    if _published(name):
+        raise SubmissionError(f"'{name}' is a published method (bench list methods); choose another --name")
+    folder = results / SUBMISSIONS / name
+    if folder.exists() and not replace:
+        raise SubmissionError(f"a submission named '{name}' exists ({folder}); pass --replace to overwrite it")
+    return folder
+
+
+def _parse_params(params: str | dict[str, Any]) -> dict[str, Any]:
+    """``--params``: a JSON object (as text, or already parsed)."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except json.JSONDecodeError as e:
+            raise SubmissionError(f"--params is not valid JSON ({e}); e.g. --params '{{\"n\": 10}}'") from None
+    if not isinstance(params, dict):
+        raise SubmissionError("--params must be a JSON object, e.g. '{\"n\": 10}'")
+    return params
+
+
+def _run_into(folder: Path, results: Path, sub: Suite, device: str, progress: bool,
+              write_record: Callable[[Path], None]) -> None:
+    """Run the submission's suite in a staging folder and move it to ``folder`` only when every job
+    succeeded (with ``write_record``'s record): a failure leaves the results as they were."""
+    from bench.run.runner import Runner
+
+    staging = Path(tempfile.mkdtemp(dir=_mkdir(results), prefix=".submit-"))
+    try:
+        report = Runner(staging, device=device, progress=progress).run(sub)
+        if report.failed:
+            label, err = report.failed[0]
+            raise SubmissionError(f"job {label} failed: {err} ({len(report.failed)} of {report.total} jobs "
+                                  "failed; nothing was written)")
+        write_record(staging)
+        _move_into_place(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _update_board(results: Path, sub: Suite, base: Suite, out: Path | str,
+                  plots: bool) -> tuple[Path | None, list[str]]:
+    """Regenerate the board that shows the submission: the whole published board when it includes
+    the submission's suite, else a board of that suite alone (never over the published one)."""
+    published = list(load_board_config().suites)
+    suites = published if sub.name in published else [sub.name]  # the whole board, when it shows this suite
+    sanity = {s: load_suite(s).sanity for s in suites if s != sub.name} | {sub.name: base.sanity}
+    board_out: Path | str | None = out
+    if suites != published and Path(out).resolve() == PUBLISHED.resolve():
+        board_out = None  # a board of the submission's suite alone: its own place, not the published board
+    board, _, plot_notes = write_board(results, suites, board_out, plots=plots, sanity=sanity)
+    return board, plot_notes
 
 
 def _mkdir(path: Path) -> Path:

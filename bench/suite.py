@@ -164,6 +164,37 @@ def check_values(spec: dict[str, Any]) -> None:
 
 
 def expand(spec: dict[str, Any], path: Path) -> Suite:
+    target, output, samples, seed = _check_top_level(spec)
+    datasets = _named(spec["datasets"], "datasets")
+    for name, params in datasets:
+        _check_params(registry.datasets, name, params, "datasets")
+    metrics = tuple(MetricSpec(n, p) for n, p in _named(spec["metrics"], "metrics"))
+    for m in metrics:
+        _check_params(registry.metrics, m.name, m.params, "metrics")
+    needs = [(m.name, registry.metrics.create(m.name, **m.params)) for m in metrics]  # their declarations
+    for name, _ in datasets:
+        _check_masks(needs, name)
+    methods = _methods(spec["methods"])
+
+    models = spec["models"]
+    if not isinstance(models, list) or not models:
+        raise SuiteError("'models' must be a non-empty array of [[models]] tables")
+    jobs = []
+    for i, m in enumerate(models):
+        activations, sfs = _check_model(m, i, needs)
+        for recipe in _recipes(m, datasets, activations, sfs):
+            for name, params, label in methods:
+                jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
+                                output, label))
+    claims = spec.get("claims", [])
+    check_claims(claims)
+    num_gpus = _num_gpus(spec)
+    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), _sanity(spec.get("sanity", {})),
+                 tuple(claims), num_gpus)
+
+
+def _check_top_level(spec: dict[str, Any]) -> tuple[str, str, int, int]:
+    """The suite's keys and scalar settings; returns ``(target, output, samples, seed)``."""
     unknown = set(spec) - TOP_KEYS
     if unknown:
         raise SuiteError(f"unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}")
@@ -179,64 +210,67 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     samples, seed = spec.get("samples", 64), spec.get("seed", 0)
     if not isinstance(samples, int) or samples < 2:
         raise SuiteError(f"samples must be an integer ≥ 2, got {samples!r}")
+    return target, output, samples, seed
 
-    datasets = _named(spec["datasets"], "datasets")
-    for name, params in datasets:
-        _check_params(registry.datasets, name, params, "datasets")
-    metrics = tuple(MetricSpec(n, p) for n, p in _named(spec["metrics"], "metrics"))
-    for m in metrics:
-        _check_params(registry.metrics, m.name, m.params, "metrics")
-    needs = [(m.name, registry.metrics.create(m.name, **m.params)) for m in metrics]  # their declarations
-    for name, _ in datasets:
-        _check_masks(needs, name)
+
+def _methods(items: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """``[[methods]]`` expanded over their parameter grids: ``(name, full params, label)`` per point,
+    the registered defaults filled in so equal methods get equal labels."""
     methods: list[tuple[str, dict[str, Any], str]] = []
-    for name, params in _named(spec["methods"], "methods"):
+    for name, params in _named(items, "methods"):
         _check_params(registry.methods, name, params, "methods")
         for point in _grid(params):
             full = {**registry.methods.get(name).defaults, **point}
             methods.append((name, full, method_label(name, full)))
+    return methods
 
-    models = spec["models"]
-    if not isinstance(models, list) or not models:
-        raise SuiteError("'models' must be a non-empty array of [[models]] tables")
-    jobs = []
-    for i, m in enumerate(models):
-        extra = set(m) - MODEL_KEYS
-        if extra:
-            raise SuiteError(f"models[{i}] has unknown key(s) {sorted(extra)}; allowed: {sorted(MODEL_KEYS)}")
-        if "architecture" not in m:
-            raise SuiteError(f"models[{i}] needs an 'architecture' (bench list models)")
-        architecture_entry(m["architecture"])  # registered, or timm:NAME
-        activations = m.get("activations", ["relu"])
-        for act in activations:
-            make_activation(act)
-        sfs = m.get("split_factor", 1)
-        sfs = sfs if isinstance(sfs, list) else [sfs]
-        if not set(sfs) <= set(SPLIT_FACTORS):
-            raise SuiteError(f"models[{i}].split_factor {sfs}: each must be one of {list(SPLIT_FACTORS)}")
-        _check_twins(needs, sfs, i)
-        _check_split_epochs(m, sfs, i)
-        for (ds, ds_params), act, mseed, sf in itertools.product(datasets, activations, m.get("seeds", [0]), sfs):
-            recipe = Recipe(
-                architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
-                model_params=m.get("params", {}),
-                accuracy_cap=_per_dataset(m.get("accuracy_cap"), ds, "accuracy_cap"),
-                max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "max_epochs"), seed=mseed,
-                optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
-                batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
-                match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),
-                augment=m.get("augment", False), cap_check_steps=m.get("cap_check_steps"),
-                cap_required=m.get("cap_required", True))
-            for name, params, label in methods:
-                jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
-                                output, label))
-    claims = spec.get("claims", [])
-    check_claims(claims)
+
+def _check_model(m: dict[str, Any], i: int, needs: list[tuple[str, Any]]) -> tuple[list[str], list[int]]:
+    """Check ``models[i]`` against the registry and the metrics' needs; returns its activations and
+    split factors (each an axis of the grid)."""
+    extra = set(m) - MODEL_KEYS
+    if extra:
+        raise SuiteError(f"models[{i}] has unknown key(s) {sorted(extra)}; allowed: {sorted(MODEL_KEYS)}")
+    if "architecture" not in m:
+        raise SuiteError(f"models[{i}] needs an 'architecture' (bench list models)")
+    architecture_entry(m["architecture"])  # registered, or timm:NAME
+    activations = m.get("activations", ["relu"])
+    for act in activations:
+        make_activation(act)
+    sfs = m.get("split_factor", 1)
+    sfs = sfs if isinstance(sfs, list) else [sfs]
+    if not set(sfs) <= set(SPLIT_FACTORS):
+        raise SuiteError(f"models[{i}].split_factor {sfs}: each must be one of {list(SPLIT_FACTORS)}")
+    _check_twins(needs, sfs, i)
+    _check_split_epochs(m, sfs, i)
+    return activations, sfs
+
+
+def _recipes(m: dict[str, Any], datasets: list[tuple[str, dict[str, Any]]], activations: list[str],
+             sfs: list[int]) -> list[Recipe]:
+    """One recipe per point of the model's grid: dataset × activation × seed × split factor, in
+    that order (the order of the suite's jobs)."""
+    recipes = []
+    for (ds, ds_params), act, mseed, sf in itertools.product(datasets, activations, m.get("seeds", [0]), sfs):
+        recipes.append(Recipe(
+            architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
+            model_params=m.get("params", {}),
+            accuracy_cap=_per_dataset(m.get("accuracy_cap"), ds, "accuracy_cap"),
+            max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "max_epochs"), seed=mseed,
+            optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
+            batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
+            match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),
+            augment=m.get("augment", False), cap_check_steps=m.get("cap_check_steps"),
+            cap_required=m.get("cap_required", True)))
+    return recipes
+
+
+def _num_gpus(spec: dict[str, Any]) -> float | None:
+    """GPUs per job's Ray task (``num_gpus``), or None: the executor's default."""
     num_gpus = spec.get("num_gpus")
     if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int | float) or num_gpus < 0):
         raise SuiteError(f"num_gpus must be a number ≥ 0 (GPUs per job's Ray task), got {num_gpus!r}")
-    return Suite(spec["name"], spec.get("description", ""), path, tuple(jobs), _sanity(spec.get("sanity", {})),
-                 tuple(claims), None if num_gpus is None else float(num_gpus))
+    return None if num_gpus is None else float(num_gpus)
 
 
 def _check_masks(needs: list[tuple[str, Any]], dataset: str) -> None:

@@ -26,8 +26,8 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,10 +219,47 @@ def train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | to
         _train(recipe, data, model, device, progress)
 
 
-def _train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | torch.device,
-           progress: bool) -> None:
-    device = torch.device(device)
-    final = checkpoint_path(recipe)
+@dataclass
+class _TrainingData:
+    """The recipe's slices of the training set, on the training device."""
+
+    x_tr: torch.Tensor  # the part it trains on
+    y_tr: torch.Tensor
+    x_ho: torch.Tensor  # the held-out tail the cap is checked on
+    y_ho: torch.Tensor
+    n_part: int  # images in the part
+    draws: int  # positions drawn into the part per epoch
+    steps_per_epoch: int
+
+
+@dataclass
+class _Fit:
+    """What the epochs of one training run update: the network, its optimiser and schedule, the
+    generator of batch orders and augmentations, and how a forward pass runs."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None  # None: Adam's constant lr
+    gen: torch.Generator
+    device: torch.device
+    autocast: Callable[[], AbstractContextManager[Any]]  # bf16 autocast on CUDA, else nullcontext
+    loss_fn: nn.Module = field(default_factory=nn.CrossEntropyLoss)
+
+
+@dataclass
+class _Progress:
+    """Where training stands: the epochs done, the last held-out accuracy, its history."""
+
+    epoch: int = 0
+    accuracy: float = 0.0
+    history: list[float] = field(default_factory=list)
+    steps_done: int = 0
+    reached: bool = False  # the cap was passed (at an epoch end or a mid-epoch check)
+
+
+def _training_data(recipe: Recipe, data: ImageDataset, device: torch.device) -> _TrainingData:
+    # The held-out tail is carved off before the split, so every split factor is capped on the
+    # same images; match_steps makes an epoch as many draws as one pass over the whole fit set.
     x_all, y_all = data.x_train + recipe.input_shift, data.y_train
     n = len(x_all)
     n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
@@ -234,84 +271,130 @@ def _train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | t
         x_tr, y_tr = x_all[part].to(device), y_all[part].to(device)
     x_ho, y_ho = x_all[n_fit:].to(device), y_all[n_fit:].to(device)
     draws = n_fit if recipe.match_steps else len(part)
-    steps_per_epoch = math.ceil(draws / recipe.batch_size)
+    return _TrainingData(x_tr, y_tr, x_ho, y_ho, len(part), draws, math.ceil(draws / recipe.batch_size))
 
+
+def _resume(partial: Path, fit: _Fit) -> _Progress:
+    """The state of a killed run's last checkpoint, restored into ``fit`` (weights, optimiser,
+    schedule, RNGs) so it goes on bit-identically; a fresh start when there is none."""
+    if not partial.exists():
+        return _Progress()
+    ckpt = torch.load(partial, map_location="cpu", weights_only=False)
+    fit.model.load_state_dict(ckpt["state_dict"])
+    fit.opt.load_state_dict(ckpt["optimizer"])
+    if fit.sched is not None:
+        fit.sched.load_state_dict(ckpt["scheduler"])
+    fit.gen.set_state(ckpt["generator"])
+    torch.set_rng_state(ckpt["torch_rng"])  # dropout and other global-RNG layers
+    if fit.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], fit.device)
+    return _Progress(ckpt["epoch"], ckpt["accuracy"], list(ckpt.get("history", [])))
+
+
+def _train_epoch(recipe: Recipe, fit: _Fit, td: _TrainingData, progress: _Progress) -> None:
+    """One epoch's optimiser steps; stops early (``progress.reached``) at the first mid-epoch cap
+    check (every ``cap_check_steps``) whose held-out accuracy passes the cap."""
+    model, cap, check = fit.model, recipe.accuracy_cap, recipe.cap_check_steps
+    model.train()
+    order = _epoch_order(td.n_part, td.draws, fit.gen).to(fit.device)
+    for step, i in enumerate(range(0, td.draws, recipe.batch_size), start=1):
+        idx = order[i : i + recipe.batch_size]
+        fit.opt.zero_grad(set_to_none=True)
+        xb = _augment(td.x_tr[idx], fit.gen) if recipe.augment else td.x_tr[idx]
+        with fit.autocast():
+            loss = fit.loss_fn(model(xb), td.y_tr[idx])
+        loss.backward()
+        fit.opt.step()
+        if fit.sched is not None:
+            fit.sched.step()
+        progress.steps_done += 1
+        if cap is not None and check and step % check == 0 and step < td.steps_per_epoch:
+            if _accuracy(model, td.x_ho, td.y_ho) > cap:  # stop mid-epoch, at the first passing check
+                progress.reached = True
+                model.train()
+                return
+            model.train()
+
+
+def _save_partial(fit: _Fit, progress: _Progress, epochs_done: int, partial: Path) -> None:
+    """Checkpoint the end of an epoch with everything :func:`_resume` needs to go on bit-identically."""
+    sched, device = fit.sched, fit.device
+    _atomic_save({"state_dict": fit.model.state_dict(), "optimizer": fit.opt.state_dict(),
+                  "scheduler": sched.state_dict() if sched is not None else None,
+                  "generator": fit.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                  "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                  "epoch": epochs_done, "accuracy": progress.accuracy, "history": progress.history},
+                 partial)
+
+
+def _run_epochs(recipe: Recipe, fit: _Fit, td: _TrainingData, progress: _Progress, partial: Path,
+                show: bool) -> None:
+    """Train from ``progress.epoch`` until the cap passes or ``max_epochs``; every epoch is
+    checkpointed. Leaves ``progress.epoch`` at the number of epochs the model trained."""
+    bar = tqdm(range(progress.epoch, recipe.max_epochs), desc=f"train {recipe.architecture}/"
+               f"{recipe.activation} on {recipe.dataset}", disable=not show, leave=False)
+    cap = recipe.accuracy_cap
+    progress.reached = cap is not None and progress.accuracy > cap
+    progress.steps_done = td.steps_per_epoch * progress.epoch
+    epoch = progress.epoch
+    for epoch in bar:
+        if progress.reached:  # passed at a mid-epoch check, or already by the resumed checkpoint
+            break
+        _train_epoch(recipe, fit, td, progress)
+        progress.accuracy = _accuracy(fit.model, td.x_ho, td.y_ho)
+        progress.history.append(progress.accuracy)
+        bar.set_postfix(held_out_acc=f"{progress.accuracy:.3f}")
+        _save_partial(fit, progress, epoch + 1, partial)
+        epoch += 1
+        if cap is not None and progress.accuracy > cap:
+            progress.reached = True
+            break
+    else:
+        epoch = recipe.max_epochs
+    progress.epoch = epoch
+
+
+def _check_cap_reached(recipe: Recipe, progress: _Progress) -> None:
+    """A required cap never passed is an error: the suite must give more epochs or a lower cap."""
+    if recipe.accuracy_cap is not None and not progress.reached and recipe.cap_required:
+        raise TrainingError(
+            f"{recipe.architecture}/{recipe.activation} on {recipe.dataset} reached held-out accuracy "
+            f"{progress.accuracy:.3f} after {recipe.max_epochs} epochs, below the cap {recipe.accuracy_cap}; "
+            "raise max_epochs or lower accuracy_cap in the suite")
+
+
+def _save_final(recipe: Recipe, data: ImageDataset, fit: _Fit, td: _TrainingData, progress: _Progress,
+                precision: str, final: Path) -> None:
+    """Cache the trained weights with their metadata (and a readable .json beside them); the
+    partial checkpoint goes, since a cache hit now loads these bytes."""
+    model, device = fit.model, fit.device
+    test_acc = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
+    train_acc = _accuracy(model, td.x_tr, td.y_tr)  # its own part, unaugmented: has it converged on it?
+    meta = {"accuracy": progress.accuracy, "epochs": progress.epoch, "test_accuracy": test_acc,
+            "train_accuracy": train_acc, "precision": precision, "history": progress.history,
+            "n_train": td.n_part, "steps": progress.steps_done, "cap_reached": progress.reached}
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    meta["weights_digest"] = weights_digest(state)
+    _atomic_save({"state_dict": state, "recipe": recipe.to_json(), **meta}, final)
+    final.with_suffix(".partial.pt").unlink(missing_ok=True)
+    (final.with_suffix(".json")).write_text(json.dumps({"recipe": json.loads(recipe.to_json()), **meta},
+                                                       indent=2))
+
+
+def _train(recipe: Recipe, data: ImageDataset, model: nn.Module, device: str | torch.device,
+           progress: bool) -> None:
+    device = torch.device(device)
+    final = checkpoint_path(recipe)
+    td = _training_data(recipe, data, device)
     model = model.to(device)
-    opt, sched = _optimizer(recipe, model, steps_per_epoch * recipe.max_epochs)
+    opt, sched = _optimizer(recipe, model, td.steps_per_epoch * recipe.max_epochs)
     gen = torch.Generator().manual_seed(recipe.seed)
     amp = recipe.amp and device.type == "cuda"
     precision = "bf16-autocast" if amp else "fp32"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
-    start_epoch, acc, history = 0, 0.0, []
+    fit = _Fit(model, opt, sched, gen, device, autocast)
     partial = final.with_suffix(".partial.pt")
-    if partial.exists():  # resume after a kill, bit-identically: weights, optimiser, schedule, RNGs
-        ckpt = torch.load(partial, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(ckpt["scheduler"])
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])  # dropout and other global-RNG layers
-        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
-        start_epoch, acc, history = ckpt["epoch"], ckpt["accuracy"], list(ckpt.get("history", []))
-
-    loss_fn = nn.CrossEntropyLoss()
-    bar = tqdm(range(start_epoch, recipe.max_epochs), desc=f"train {recipe.architecture}/"
-               f"{recipe.activation} on {recipe.dataset}", disable=not progress, leave=False)
-    epoch = start_epoch
-    cap, check = recipe.accuracy_cap, recipe.cap_check_steps
-    reached = cap is not None and acc > cap
-    steps_done = steps_per_epoch * start_epoch
-    for epoch in bar:
-        if reached:
-            break
-        model.train()
-        order = _epoch_order(len(part), draws, gen).to(device)
-        for step, i in enumerate(range(0, draws, recipe.batch_size), start=1):
-            idx = order[i : i + recipe.batch_size]
-            opt.zero_grad(set_to_none=True)
-            xb = _augment(x_tr[idx], gen) if recipe.augment else x_tr[idx]
-            with autocast():
-                loss = loss_fn(model(xb), y_tr[idx])
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            steps_done += 1
-            if cap is not None and check and step % check == 0 and step < steps_per_epoch:
-                if _accuracy(model, x_ho, y_ho) > cap:  # stop mid-epoch, at the first passing check
-                    reached = True
-                    model.train()
-                    break
-                model.train()
-        acc = _accuracy(model, x_ho, y_ho)
-        history.append(acc)
-        bar.set_postfix(held_out_acc=f"{acc:.3f}")
-        _atomic_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                      "scheduler": sched.state_dict() if sched is not None else None,
-                      "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                      "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                      "epoch": epoch + 1, "accuracy": acc, "history": history}, partial)
-        epoch += 1
-        if cap is not None and acc > cap:
-            reached = True
-            break
-    else:
-        epoch = recipe.max_epochs
-    if cap is not None and not reached and recipe.cap_required:
-        raise TrainingError(
-            f"{recipe.architecture}/{recipe.activation} on {recipe.dataset} reached held-out accuracy "
-            f"{acc:.3f} after {recipe.max_epochs} epochs, below the cap {recipe.accuracy_cap}; "
-            "raise max_epochs or lower accuracy_cap in the suite")
-    test_acc = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
-    train_acc = _accuracy(model, x_tr, y_tr)  # its own part, unaugmented: has it converged on it?
-    meta = {"accuracy": acc, "epochs": epoch, "test_accuracy": test_acc, "train_accuracy": train_acc,
-            "precision": precision,
-            "history": history, "n_train": len(part), "steps": steps_done, "cap_reached": reached}
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    meta["weights_digest"] = weights_digest(state)
-    _atomic_save({"state_dict": state, "recipe": recipe.to_json(), **meta}, final)
-    partial.unlink(missing_ok=True)
-    (final.with_suffix(".json")).write_text(json.dumps({"recipe": json.loads(recipe.to_json()), **meta},
-                                                       indent=2))
+    state = _resume(partial, fit)
+    _run_epochs(recipe, fit, td, state, partial, progress)
+    _check_cap_reached(recipe, state)
+    _save_final(recipe, data, fit, td, state, precision, final)

@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from bench.aggregates import aggregate_values
 from bench.errors import GradBenchError, SuiteError
-from bench.job import Job, canonical_json
-from bench.methods import create_method
-from bench.metrics import MetricContext, create_metric
+from bench.job import Job, MetricSpec, canonical_json
+from bench.methods import Method, create_method
+from bench.metrics import Metric, MetricContext, create_metric
 from bench.models.build import recipe_data, scored_model, trained_model
 from bench.models.train import TrainedModel
 from bench.provenance import (
@@ -66,6 +66,21 @@ def constant_maps(maps: torch.Tensor) -> torch.Tensor:
     return (flat == flat[:, :1]).all(1)
 
 
+@dataclass
+class _Explained:
+    """A job's batch as the metrics see it: constant maps' inputs left out, with what explaining cost."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor
+    masks: torch.Tensor | None
+    maps: torch.Tensor
+    kept_inputs: torch.Tensor  # the kept inputs' indices in the batch (CPU): the samples' indices
+    n_constant: int
+    seconds: float  # the method's wall time
+    passes: int  # rows through the model while explaining
+
+
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
                  chunk_size: int | None = None, progress: bool = True, fast: bool = False,
@@ -106,7 +121,28 @@ class Runner:
         x_range = (data.x_min.to(dev), data.x_max.to(dev))
         # Method.__call__ checks the maps (shape, dtype, device, finite), naming the job's label
         method = create_method(job.method, **job.method_params).labelled(job.method_label or job.method)
+        ex = self._explain(method, model, x, y, target, masks, x_range, generator)
+        ctx = MetricContext(model, ex.x, ex.y, ex.target, ex.maps, method, x_range, ex.masks, generator,
+                            self.chunk_size, recipe=job.recipe,
+                            load_model=lambda r: self.scored(r, job.output))
+        base = self._row_base(job, trained)
+        rows, samples, tables = [], [], {}
+        for spec in job.metrics:
+            row, frame, metric = self._score(job, spec, ctx, base, ex)
+            tables.update({t.name: t for t in metric.side_tables})
+            rows.append(row)
+            samples.append(frame)
+        # Each side table a metric emitted (declared: Metric.__call__ checks), with the job's id.
+        side = {name: (tables[name].schema, pd.DataFrame({"job_id": job.id, **columns}))
+                for name, columns in ctx.side.items()}
+        return rows, pd.concat(samples, ignore_index=True), side
 
+    def _explain(self, method: Method, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 target: torch.Tensor, masks: torch.Tensor | None, x_range: tuple[torch.Tensor, torch.Tensor],
+                 generator: torch.Generator) -> _Explained:
+        """The method's maps of the batch, timed and with its passes counted; inputs whose map is
+        constant are left out of everything the metrics see."""
+        dev = self.device
         t0 = time.perf_counter()
         with PassCounter(model) as passes:
             maps = method(model, x, target, x_range=x_range, generator=generator, chunk_size=self.chunk_size)
@@ -126,36 +162,31 @@ class Runner:
             sel = kept_inputs.to(dev)
             x, y, target, maps = x[sel], y[sel], target[sel], maps[sel]
             masks = masks[sel] if masks is not None else None
-        ctx = MetricContext(model, x, y, target, maps, method, x_range, masks, generator,
-                            self.chunk_size, recipe=job.recipe,
-                            load_model=lambda r: self.scored(r, job.output))
-        base = self._row_base(job, trained)
-        rows, samples, tables = [], [], {}
-        for spec in job.metrics:
-            metric = create_metric(spec.name, **spec.params)
-            t1 = time.perf_counter()
-            values = metric(ctx).detach().double().cpu()  # checked by Metric.__call__; NaN = excluded
-            metric_s = time.perf_counter() - t1
-            tables.update({t.name: t for t in metric.side_tables})
-            kept = ~torch.isnan(values)
-            index = kept_inputs[kept]
-            values = values[kept]
-            n = len(values)
-            rows.append({**base, "metric": spec.name, "metric_params": canonical_json(spec.params),
-                         "direction": metric.direction, "category": metric.category,
-                         "aggregate": metric.aggregate,  # how value was made (bench.aggregates)
-                         "value": (ctx.reported if metric.aggregate == "reported"
-                                   else float(aggregate_values(metric.aggregate, values.numpy()))),
-                         "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
-                         "n": n, "n_constant_maps": n_constant, "explain_seconds": explain_s,
-                         "explain_passes": passes.rows,
-                         "metric_seconds": metric_s})
-            samples.append(pd.DataFrame({"job_id": job.id, "metric": spec.name,
-                                         "sample": index.numpy(), "value": values.numpy()}))
-        # Each side table a metric emitted (declared: Metric.__call__ checks), with the job's id.
-        side = {name: (tables[name].schema, pd.DataFrame({"job_id": job.id, **columns}))
-                for name, columns in ctx.side.items()}
-        return rows, pd.concat(samples, ignore_index=True), side
+        return _Explained(x, y, target, masks, maps, kept_inputs, n_constant, explain_s, passes.rows)
+
+    def _score(self, job: Job, spec: MetricSpec, ctx: MetricContext, base: dict[str, Any],
+               ex: _Explained) -> tuple[dict[str, Any], pd.DataFrame, Metric]:
+        """One metric on the explained batch: its row (the aggregate and its standard error over the
+        inputs it scored; NaN = excluded), the per-sample values, and the metric (its side tables)."""
+        metric = create_metric(spec.name, **spec.params)
+        t1 = time.perf_counter()
+        values = metric(ctx).detach().double().cpu()  # checked by Metric.__call__; NaN = excluded
+        metric_s = time.perf_counter() - t1
+        kept = ~torch.isnan(values)
+        index = ex.kept_inputs[kept]
+        values = values[kept]
+        n = len(values)
+        row = {**base, "metric": spec.name, "metric_params": canonical_json(spec.params),
+               "direction": metric.direction, "category": metric.category,
+               "aggregate": metric.aggregate,  # how value was made (bench.aggregates)
+               "value": (ctx.reported if metric.aggregate == "reported"
+                         else float(aggregate_values(metric.aggregate, values.numpy()))),
+               "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
+               "n": n, "n_constant_maps": ex.n_constant, "explain_seconds": ex.seconds,
+               "explain_passes": ex.passes,
+               "metric_seconds": metric_s}
+        frame = pd.DataFrame({"job_id": job.id, "metric": spec.name, "sample": index.numpy(), "value": values.numpy()})
+        return row, frame, metric
 
     def _row_base(self, job: Job, trained: TrainedModel) -> dict[str, Any]:
         r = job.recipe

@@ -292,8 +292,10 @@ def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None
     rows, samples = drop_jobs(load_rows(root), stale), drop_jobs(load_samples(root), stale)
     if stale:
         print(f"note: {ignored_note(len(stale), suite.name)}", file=sys.stderr)
-    if samples.empty:
-        raise SuiteError(f"no per-sample values in {root}; run 'bench run {suite.name}' first")
+    if samples.empty:  # said per claim, so a report over several suites still judges the others
+        note = f"not computable: no results of the suite's current jobs in {root} (bench run {suite.name})"
+        return [Verdict(c["id"], c.get("text", c["id"]), "NOT COMPUTABLE", math.nan, (math.nan, math.nan), [], 0,
+                        note) for c in suite.claims]
     return [evaluate(c, rows, samples, config) for c in suite.claims]
 
 

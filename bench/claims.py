@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench.errors import SuiteError
+from bench.errors import ResultsError, SuiteError
 
 if TYPE_CHECKING:
     from bench.board.config import BoardConfig
@@ -289,7 +289,10 @@ def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None
         return []
     root = join(results, suite.name)
     stale = set(stale_jobs(root, {j.id for j in suite.jobs}))  # an edited suite must not pool old results
-    rows, samples = drop_jobs(load_rows(root), stale), drop_jobs(load_samples(root), stale)
+    try:
+        rows, samples = drop_jobs(load_rows(root), stale), drop_jobs(load_samples(root), stale)
+    except ResultsError:  # no results at all: the same as none of the current jobs
+        rows, samples = pd.DataFrame(), pd.DataFrame()
     if stale:
         print(f"note: {ignored_note(len(stale), suite.name)}", file=sys.stderr)
     if samples.empty:  # said per claim, so a report over several suites still judges the others

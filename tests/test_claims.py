@@ -184,3 +184,15 @@ def test_readme_table_is_the_report():
 
     text = README.read_text()
     assert text.split(START, 1)[1].split(END, 1)[0].strip() == table().strip()
+
+
+def test_suite_without_current_results_is_not_computable(tmp_path):
+    """A board suite not yet (re)run is reported claim by claim, so the other suites are still judged."""
+    from bench.claims import judge_suite
+    from bench.suite import load_suite
+
+    suite = load_suite("adaptgrad-small")
+    (tmp_path / suite.name).mkdir()
+    verdicts = judge_suite(suite, str(tmp_path))
+    assert [v.id for v in verdicts] == [c["id"] for c in suite.claims]
+    assert {v.verdict for v in verdicts} == {"NOT COMPUTABLE"} and "bench run adaptgrad-small" in verdicts[0].note

@@ -45,7 +45,6 @@ KIND_CHANGES = {
     "pair": lambda r: r.seed == 1,
     "seed": lambda r: r.seed == 1 and r.split_index == 0,
     "split": lambda r: r.split_index == 1,
-    "untrained": lambda r: r.max_epochs == 0,
     "independent": lambda r: r.max_epochs == 0 and r.seed != 0,
     "shifted": lambda r: r.input_shift != 0,
 }

@@ -34,7 +34,6 @@ TWIN_KINDS = {
     "pair": "split agreement's twin: the next seed at split_factor 1, the next part (and seed) above",
     "seed": "the same recipe with the next seed",
     "split": "the other part of the recipe's split (needs split_factor ≥ 2)",
-    "untrained": "the same recipe at its own random initialisation (0 epochs, same seed)",
     "independent": "the same recipe at an independent random initialisation (0 epochs, its own seed)",
     "shifted": "the same recipe trained on x + shift with its own seed (trained separately)",
 }

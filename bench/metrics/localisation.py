@@ -89,20 +89,13 @@ def top_k_intersection_of(a: Tensor, s: Tensor, k: int) -> Tensor:
 def roc_auc_of(a: Tensor, s: Tensor) -> Tensor:
     """Area under the ROC curve of the map as a score for the mask, ties scoring half (scikit-learn's
     ``roc_curve`` + ``auc``): the Mann–Whitney statistic from mid-ranks."""
-    values, order = a.sort(dim=1)
-    n = a.shape[1]
-    index = torch.arange(n, device=a.device).expand_as(values)
-    starts = torch.ones_like(values, dtype=torch.bool)
-    starts[:, 1:] = values[:, 1:] != values[:, :-1]
-    ends = torch.ones_like(starts)
-    ends[:, :-1] = starts[:, 1:]
-    first = torch.where(starts, index, 0).cummax(dim=1).values  # where each value's tie group begins
-    last = torch.where(ends, index, n).flip(1).cummin(dim=1).values.flip(1)  # … and ends
-    mid_rank = (first + last).double() / 2 + 1
-    positives = s.gather(1, order)
+    ordered = a.sort(dim=1).values
+    below = torch.searchsorted(ordered, a)  # values < a, per row
+    up_to = torch.searchsorted(ordered, a, right=True)  # values ≤ a
+    mid_rank = (below + up_to + 1).double() / 2  # 1-based rank, ties sharing their mean rank
     n_pos = s.sum(dim=1).double()
-    n_neg = n - n_pos
-    u = (mid_rank * positives).sum(dim=1) - n_pos * (n_pos + 1) / 2
+    n_neg = a.shape[1] - n_pos
+    u = (mid_rank * s).sum(dim=1) - n_pos * (n_pos + 1) / 2
     undefined = (n_pos == 0) | (n_neg == 0)
     return _undefined_where(u / torch.where(undefined, torch.ones_like(u), n_pos * n_neg), undefined)
 

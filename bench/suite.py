@@ -102,6 +102,49 @@ def _named(items: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+Restriction = tuple[str, ...] | None  # the datasets a metric is restricted to; None: every one
+
+
+def _metric_specs(items: Any, dataset_names: list[str]) -> tuple[tuple[MetricSpec, ...], list[Restriction]]:
+    """``metrics``: names or ``{name, params, datasets}`` tables → the specs and, per spec, the
+    datasets it is restricted to (None: every dataset). The restriction stays out of the spec, so
+    the ids of jobs whose metrics are unrestricted do not change."""
+    if not isinstance(items, list):
+        return tuple(MetricSpec(n, p) for n, p in _named(items, "metrics")), []  # _named names the error
+    only: list[Restriction] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            only.append(None)
+            continue
+        extra = set(item) - NAMED_KEYS - {"datasets"}
+        if extra:
+            raise SuiteError(f"metrics[{i}] has unknown key(s) {sorted(extra)}; allowed: name, params, datasets")
+        chosen = item.get("datasets")
+        if chosen is not None and (not isinstance(chosen, list) or not chosen
+                                   or not all(isinstance(d, str) for d in chosen)):
+            raise SuiteError(f"metrics[{i}].datasets must be a non-empty list of dataset names, e.g. [\"shapes\"]")
+        unknown = [d for d in chosen or [] if d not in dataset_names]
+        if unknown:
+            raise SuiteError(f"metrics[{i}].datasets names '{unknown[0]}', which is not among the suite's datasets "
+                             f"({', '.join(dataset_names)})")
+        only.append(None if chosen is None else tuple(chosen))
+    plain = [{k: v for k, v in m.items() if k != "datasets"} if isinstance(m, dict) else m for m in items]
+    return tuple(MetricSpec(n, p) for n, p in _named(plain, "metrics")), only
+
+
+def _metrics_per_dataset(metrics: tuple[MetricSpec, ...], needs: list[tuple[str, Any]],
+                         only: list[Restriction], dataset_names: list[str]) -> dict[str, tuple[MetricSpec, ...]]:
+    """Each dataset's metrics (those not restricted to other datasets), checked against its masks."""
+    per_dataset = {}
+    for name in dataset_names:
+        keep = [i for i in range(len(metrics)) if only[i] is None or name in only[i]]
+        if not keep:
+            raise SuiteError(f"dataset '{name}' gets no metric: every metric is restricted to other datasets")
+        _check_masks([needs[i] for i in keep], name)
+        per_dataset[name] = tuple(metrics[i] for i in keep)
+    return per_dataset
+
+
 def _check_params(reg: registry.Registry, name: str, params: dict[str, Any], where: str) -> None:
     entry = reg.get(name)
     accepted = entry.accepts()
@@ -168,12 +211,11 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     datasets = _named(spec["datasets"], "datasets")
     for name, params in datasets:
         _check_params(registry.datasets, name, params, "datasets")
-    metrics = tuple(MetricSpec(n, p) for n, p in _named(spec["metrics"], "metrics"))
+    metrics, only = _metric_specs(spec["metrics"], [name for name, _ in datasets])
     for m in metrics:
         _check_params(registry.metrics, m.name, m.params, "metrics")
     needs = [(m.name, registry.metrics.create(m.name, **m.params)) for m in metrics]  # their declarations
-    for name, _ in datasets:
-        _check_masks(needs, name)
+    per_dataset = _metrics_per_dataset(metrics, needs, only, [name for name, _ in datasets])
     methods = _methods(spec["methods"])
 
     models = spec["models"]
@@ -184,8 +226,8 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
         activations, sfs = _check_model(m, i, needs)
         for recipe in _recipes(m, datasets, activations, sfs):
             for name, params, label in methods:
-                jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
-                                output, label))
+                jobs.append(Job(spec["name"], recipe, name, params, per_dataset[recipe.dataset], samples, seed,
+                                target, output, label))
     claims = spec.get("claims", [])
     check_claims(claims)
     num_gpus = _num_gpus(spec)
@@ -281,8 +323,8 @@ def _check_masks(needs: list[tuple[str, Any]], dataset: str) -> None:
         if getattr(metric, "masks", False):
             having = [d for d in registry.datasets.list() if registry.datasets.get(d).meta.get("masks")]
             raise SuiteError(f"metric '{name}' needs ground-truth masks, which dataset '{dataset}' does not "
-                             f"provide; use a dataset with masks ({', '.join(having) or 'none registered'}) "
-                             "or drop the metric")
+                             f"provide; use a dataset with masks ({', '.join(having) or 'none registered'}), "
+                             f"restrict the metric to them ({{ name = \"{name}\", datasets = [...] }}) or drop it")
 
 
 def _check_twins(needs: list[tuple[str, Any]], split_factors: list[int], i: int) -> None:

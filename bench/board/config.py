@@ -22,7 +22,8 @@ class BoardConfig:
     url: str = ""
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
-    confidence: float = 0.95
+    confidence: float = 0.95  # also the tests' level: α = 1 − confidence (Holm, Friedman, Nemenyi)
+    noise_resilience_max: float = 0.5  # NR above it flags a (track, metric) (bench.board.reliability)
     suites: tuple[str, ...] = ("default",)  # what `bench leaderboard` shows when no suite is named
 
 

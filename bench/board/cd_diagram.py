@@ -21,13 +21,15 @@ ROW = 0.32  # vertical step between labels (axis units)
 GROUP_STEP = 0.12  # vertical step between group bars
 
 
-def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: Path | str, title: str = "") -> Path:
-    """Draw the CD diagram of ``mean_ranks`` (method → mean rank, 1 = best) at ``path``."""
+def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: Path | str, title: str = "",
+               rejected: bool = True) -> Path:
+    """Draw the CD diagram of ``mean_ranks`` (method → mean rank, 1 = best) at ``path``. ``rejected``:
+    whether the Friedman test rejected; if not, one bar joins every method (no post-hoc difference)."""
     names = sorted(mean_ranks, key=lambda m: (mean_ranks[m], m))
     ranks = np.array([mean_ranks[m] for m in names], dtype=np.float64)
     k = len(names)
     lo, hi = 1, max(k, int(math.ceil(ranks.max())) if k else 1)
-    groups = nemenyi_groups(ranks, cd)
+    groups = nemenyi_groups(ranks, cd) if rejected else ([(0, k - 1)] if k > 1 else [])
     left = math.ceil(k / 2)
     rows = max(left, k - left)
     label_top = -0.35 - GROUP_STEP * len(groups)
@@ -63,16 +65,17 @@ def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: Path | str, tit
 
 def suite_cd_diagrams(summary: SuiteSummary, out_dir: Path | str, alpha: float = 0.05) -> list[tuple[str, Path]]:
     """A CD diagram per (suite, scope) with at least two methods and blocks: (title, path) pairs,
-    sorted; the title says whether Friedman rejected (without it the bars are moot)."""
+    sorted; the title says whether Friedman rejected (if not, one bar joins every method)."""
     out = []
     for t in summary.tests.sort_values(["suite", "scope"]).itertuples(index=False):
         if t.methods < 2 or t.blocks < 2 or not np.isfinite(t.cd):
             continue
         part = summary.ranks[(summary.ranks["suite"] == t.suite) & (summary.ranks["scope"] == t.scope)]
-        verdict = f"Friedman p = {t.p:.2g}" + ("" if t.p <= alpha else ", no difference shown")
+        rejected = bool(t.p <= alpha)
+        verdict = f"Friedman p = {t.p:.2g}" + ("" if rejected else ", no difference shown")
         what = "all categories" if t.scope == OVERALL else t.scope
         title = f"Mean ranks: {t.suite}, {what} ({t.blocks} blocks; {verdict})"
         path = Path(out_dir) / f"{slug('cd', t.suite, t.scope)}.png"
-        out.append((title, cd_diagram(dict(zip(part["method_label"], part["mean_rank"], strict=True)), t.cd, path,
-                                       title)))
+        ranks = dict(zip(part["method_label"], part["mean_rank"], strict=True))
+        out.append((title, cd_diagram(ranks, t.cd, path, title, rejected)))
     return out

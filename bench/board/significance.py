@@ -140,14 +140,17 @@ def paired_tests(rows: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0.05,
     for key, g in scores.groupby([*TRACK, "metric"], sort=True):
         wide = g.pivot_table(index=["model_seed", "sample"], columns="method_label", values="score", aggfunc="first")
         methods = sorted(wide.columns)
+        values = wide[methods].to_numpy()
+        present = ~np.isnan(values)
         tests = []
         for i, a in enumerate(methods):
-            for b in methods[i + 1:]:
-                both = wide[[a, b]].dropna()
-                stat, p, effect = (paired_test(both[a].to_numpy(), both[b].to_numpy()) if len(both) >= min_pairs
+            for j in range(i + 1, len(methods)):
+                both = present[:, i] & present[:, j]
+                pairs = int(both.sum())
+                stat, p, effect = (paired_test(values[both, i], values[both, j]) if pairs >= min_pairs
                                    else (np.nan, np.nan, np.nan))
-                tests.append({**dict(zip([*TRACK, "metric"], key, strict=True)), "method_a": a, "method_b": b,
-                              "pairs": len(both), "statistic": stat, "p": p, "effect": effect})
+                tests.append({**dict(zip([*TRACK, "metric"], key, strict=True)), "method_a": a,
+                              "method_b": methods[j], "pairs": pairs, "statistic": stat, "p": p, "effect": effect})
         tested = [t for t in tests if np.isfinite(t["p"])]
         for t, adjusted in zip(tested, holm([t["p"] for t in tested]), strict=True):
             t["p_holm"] = float(adjusted)

@@ -60,7 +60,7 @@ def reactivity(cells: pd.DataFrame, tests: pd.DataFrame, reference: str = REFERE
     for each control, ``basis`` ('wilcoxon-holm' | 'ci-overlap') and ``unreactive``: the reference is
     measured against the first control and not significantly better."""
     pairs = {(*k[:-2], frozenset(k[-2:])): t for k, t in
-             tests.set_index([*TRACK, "metric", "method_a", "method_b"]).iterrows()} if len(tests) else {}
+             tests.set_index([*TRACK, "metric", "method_a", "method_b"], drop=False).iterrows()} if len(tests) else {}
     out = []
     for key, g in cells.groupby([*TRACK, "metric"], sort=True):
         by_method = g.set_index("method_label")

@@ -122,5 +122,6 @@ def test_metric_flags_name_the_reasons():
                            "noise resilience 0.16 under gaussian:0.01"]}
 
 
-def test_noise_resilience_threshold_is_a_board_setting():
-    assert load_board_config().noise_resilience_max == 0.5
+def test_noise_resilience_threshold_and_alpha_are_board_settings():
+    config = load_board_config()
+    assert config.noise_resilience_max == 0.5 and config.alpha == 0.05

@@ -147,7 +147,7 @@ def test_page_and_markdown_show_the_same_tables(tmp_path):
     page = page_path(tmp_path / "results", out)
     assert page == tmp_path / "b" / "board.html"
     md = markdown_tables(out.read_text(encoding="utf-8"))
-    assert len(md) == 5  # summary, two tracks, metrics, methods
+    assert len(md) == 8  # two suite summaries, two tracks, reliability, concordance, metrics, methods
     assert Tables(page.read_text(encoding="utf-8")).tables == md
     assert [row[1] for row in md[0]].count(HOSTILE) == 1  # the summary lists it once, as text
 
@@ -193,7 +193,7 @@ def test_page_in_the_browser(browser, tmp_path):
     widths = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
     assert widths == [64, 64]
 
-    track = browser.find_element("css selector", "section[data-suite='s'] table")
+    track = browser.find_element("css selector", "section[id^='track'][data-suite='s'] table")
     heads = track.find_elements("css selector", "thead th")
     m2 = next(i for i, h in enumerate(heads) if h.text.startswith("m2"))
     methods = track.find_elements("css selector", "thead th button")[0]
@@ -217,16 +217,15 @@ def test_page_in_the_browser(browser, tmp_path):
         return [e.is_displayed() for e in browser.find_elements("css selector", selector)]
 
     suite, category = (Select(browser.find_element("id", i)) for i in ("filter-suite", "filter-category"))
-    assert shown("section[data-suite]") == [True, True, True, True]  # two tracks, two plots
+    assert shown("section[data-suite]") == [True] * 6  # two suite summaries, two tracks, two plots
     suite.select_by_value("t")
-    assert shown("section[data-suite='s']") == [False, False] and shown("section[data-suite='t']") == [True, True]
-    assert shown("#summary-table th[data-suite='s']") == [False]
-    assert shown("#summary-table th[data-suite='t']") == [True]
+    assert shown("section[data-suite='s']") == [False] * 3 and shown("section[data-suite='t']") == [True] * 3
+    assert shown("#summary-s") == [False] and shown("#summary-t") == [True]
     suite.select_by_value("")
     category.select_by_value("complexity")
     assert not browser.find_element("id", "faithfulness-only").is_displayed()
-    assert shown("section[data-suite='s'] th[data-category='faithfulness']") == [False, False]  # rank and m2
-    assert all(shown("section[data-suite='s'] th[data-category='complexity']"))
+    assert shown("section[id^='track'][data-suite='s'] th[data-category='faithfulness']") == [False, False]  # rank and m2
+    assert all(shown("section[id^='track'][data-suite='s'] th[data-category='complexity']"))
     category.select_by_value("faithfulness")
     assert browser.find_element("id", "faithfulness-only").is_displayed()
-    assert not any(shown("section[data-suite='s'] td[data-category='complexity']"))
+    assert not any(shown("section[id^='track'][data-suite='s'] td[data-category='complexity']"))

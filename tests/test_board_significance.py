@@ -231,5 +231,6 @@ def test_cd_diagram_is_written_and_byte_identical_on_redraw(tmp_path):
     second = cd_diagram(dict(reversed(list(ranks.items()))), 1.1, tmp_path / "b.png", "title").read_bytes()
     assert first.startswith(b"\x89PNG") and first == second
     blocks = {f"act{i}": {"a": 3.0, "b": 2.0, "c": 1.0} for i in range(3)}
-    made = suite_cd_diagrams(suite_summaries(_cells(blocks)), tmp_path)
-    assert [p.name for _, p in made] == ["cd_s_complexity.png", "cd_s_overall.png"]
+    made = suite_cd_diagrams(suite_summaries(_cells(blocks)), tmp_path, scopes=("complexity", "overall"))
+    assert [(s, p.name) for s, _, p in made] == [("s", "cd_s_complexity.png"), ("s", "cd_s_overall.png")]
+    assert [p.name for _, _, p in suite_cd_diagrams(suite_summaries(_cells(blocks)), tmp_path)] == ["cd_s_overall.png"]

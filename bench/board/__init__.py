@@ -12,19 +12,18 @@ from bench.board.build import (
     suite_sanity,
     write_board,
 )
+from bench.board.compute import Board, compute_board
 from bench.board.config import BoardConfig, load_board_config
 from bench.board.markdown import escape_md
 from bench.board.render import board_document, render
 from bench.board.stats import (
     CELL,
     TRACK,
-    Board,
     aggregate,
     bootstrap_ci,
     bootstrap_means,
     cell_seed,
     ci_ranks,
-    compute_board,
     percentile_ci,
 )
 

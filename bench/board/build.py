@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.board.compute import compute_board
 from bench.board.config import BoardConfig, load_board_config
 from bench.board.html import relinker, to_html
 from bench.board.markdown import to_markdown
 from bench.board.render import board_document
+from bench.board.significance import ordinary_rows
 from bench.errors import GradBenchError, ResultsError
 from bench.run.results import (
     digest,
@@ -159,22 +161,33 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str | No
     page = page_path(results, out) if html else None
     roots = result_roots(results, suites)
     (rows, samples), notes = current_only(results, suites, load_rows(*roots), load_samples(*roots))
-    links = []
+    config = load_board_config()
+    sanity = sanity if sanity is not None else suite_sanity(suites)
+    board = compute_board(rows, samples, config, sanity)
+    links, cd_images = [], {}
     if plots:
-        from bench.board.plots import make_plots  # matplotlib only when drawing
+        from bench.board.cd_diagram import suite_cd_diagrams  # matplotlib only when drawing
+        from bench.board.plots import make_plots
 
-        made, plot_notes = make_plots(rows, roots, plots_dir, saliency=saliency)
+        made, plot_notes = make_plots(ordinary_rows(rows), roots, plots_dir, saliency=saliency)
         notes += plot_notes
-        links = [(t, Path(os.path.relpath(p.resolve(), out.resolve().parent)).as_posix()) for t, p in made]
+        links = [(t, _relative(p, out)) for t, p in made]
+        diagrams = suite_cd_diagrams(board.summary, plots_dir, config.alpha)
+        cd_images = {suite: _relative(p, out) for suite, _, p in diagrams}
     citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}
     doc = board_document(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
-                         config=load_board_config(), sanity=sanity if sanity is not None else suite_sanity(suites),
-                         plots=links, globs=board_globs(results, suites, out.resolve().parent),
-                         method_citations=citations)
+                         config=config, sanity=sanity, plots=links,
+                         globs=board_globs(results, suites, out.resolve().parent), method_citations=citations,
+                         board=board, cd_images=cd_images)
     write_file(out, to_markdown(doc).encode("utf-8"))
     if page is not None:
         write_file(page, to_html(doc, relinker(out.resolve().parent, page.resolve().parent)).encode("utf-8"))
     return out, rows, notes
+
+
+def _relative(path: Path, board: Path) -> str:
+    """``path`` as the Markdown board at ``board`` links it."""
+    return Path(os.path.relpath(path.resolve(), board.resolve().parent)).as_posix()
 
 
 def bibtex(rows: pd.DataFrame, suites: Sequence[str], config: BoardConfig | None = None) -> str:

@@ -9,13 +9,13 @@ give the same bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bench.board.friedman import OVERALL, SuiteSummary, nemenyi_groups
-from bench.board.plots import _save, plt, slug
+from bench.board.plots import plt, save_figure, slug
 
 ROW = 0.32  # vertical step between labels (axis units)
 GROUP_STEP = 0.12  # vertical step between group bars
@@ -60,15 +60,17 @@ def cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: Path | str, tit
     ax.set_ylim(label_top - ROW * (rows - 1) - 0.2, 0.9)
     if title:
         ax.set_title(title, fontsize=9)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
-def suite_cd_diagrams(summary: SuiteSummary, out_dir: Path | str, alpha: float = 0.05) -> list[tuple[str, Path]]:
-    """A CD diagram per (suite, scope) with at least two methods and blocks: (title, path) pairs,
-    sorted; the title says whether Friedman rejected (if not, one bar joins every method)."""
+def suite_cd_diagrams(summary: SuiteSummary, out_dir: Path | str, alpha: float = 0.05,
+                      scopes: Sequence[str] = (OVERALL,)) -> list[tuple[str, str, Path]]:
+    """A CD diagram per suite and scope (``scopes``; the board shows the overall one) with at least two
+    methods and blocks: (suite, title, path), sorted; the title says whether Friedman rejected (if not,
+    one bar joins every method)."""
     out = []
     for t in summary.tests.sort_values(["suite", "scope"]).itertuples(index=False):
-        if t.methods < 2 or t.blocks < 2 or not np.isfinite(t.cd):
+        if t.scope not in scopes or t.methods < 2 or t.blocks < 2 or not np.isfinite(t.cd):
             continue
         part = summary.ranks[(summary.ranks["suite"] == t.suite) & (summary.ranks["scope"] == t.scope)]
         rejected = bool(t.p <= alpha)
@@ -77,5 +79,5 @@ def suite_cd_diagrams(summary: SuiteSummary, out_dir: Path | str, alpha: float =
         title = f"Mean ranks: {t.suite}, {what} ({t.blocks} blocks; {verdict})"
         path = Path(out_dir) / f"{slug('cd', t.suite, t.scope)}.png"
         ranks = dict(zip(part["method_label"], part["mean_rank"], strict=True))
-        out.append((title, cd_diagram(ranks, t.cd, path, title, rejected)))
+        out.append((t.suite, title, cd_diagram(ranks, t.cd, path, title, rejected)))
     return out

@@ -140,6 +140,11 @@ def _maps_per_job(jobs: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
     return jobs["job_id"].map(n + constant).astype(float)
 
 
+def _total(jobs: pd.DataFrame, column: str) -> float:
+    """Σ of a timing column; NaN where it is not recorded (hand-made or pre-timing rows)."""
+    return float(jobs[column].sum()) if column in jobs and jobs[column].notna().all() else float("nan")
+
+
 def cost(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (track, method) over its ordinary jobs (``COST_COLUMNS``): maps explained, explain seconds,
     maps per second = Σ maps / Σ explain_seconds, passes per map = Σ explain_passes / Σ maps (a pass:
@@ -151,11 +156,11 @@ def cost(rows: pd.DataFrame) -> pd.DataFrame:
     jobs = jobs.assign(maps=_maps_per_job(jobs, rows).to_numpy())
     out = []
     for key, g in jobs.groupby([*TRACK, "method_label"], sort=True):
-        maps, seconds = float(g["maps"].sum()), float(g["explain_seconds"].sum())
-        passes = float(g["explain_passes"].sum())
+        maps, seconds = float(g["maps"].sum()), _total(g, "explain_seconds")
+        passes = _total(g, "explain_passes")
         out.append({**dict(zip([*TRACK, "method_label"], key, strict=True)), "jobs": len(g), "maps": int(maps),
                     "explain_seconds": seconds, "maps_per_second": maps / seconds if seconds > 0 else np.nan,
-                    "passes_per_map": passes / maps if maps > 0 else np.nan,
+                    "passes_per_map": passes / maps if maps > 0 and np.isfinite(passes) else np.nan,
                     "devices": "; ".join(sorted(g["device"].dropna().astype(str).unique()))
                     if "device" in g else ""})
     return pd.DataFrame(out, columns=COST_COLUMNS)

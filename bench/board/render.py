@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench import registry
+from bench.board.compute import Board, compute_board
 from bench.board.config import BoardConfig
 from bench.board.document import (
     Anchors,
@@ -31,14 +32,11 @@ from bench.board.document import (
     Table,
 )
 from bench.board.markdown import to_markdown
-from bench.board.stats import CELL, TRACK, Board, compute_board, min_rank, with_training
+from bench.board.sections import number, ordered_categories, reliability_sections, suite_sections, track_title
+from bench.board.significance import ordinary_rows
+from bench.board.stats import CELL, TRACK, with_training
 from bench.metrics.base import CATEGORIES
 from bench.run.results import digest
-
-
-def track_title(track: Sequence[object], with_suite: bool) -> str:
-    suite, *rest = track
-    return " · ".join(str(x) for x in ([suite] if with_suite else []) + rest if x != "")
 
 
 def _fmt(v: float) -> str:
@@ -47,7 +45,8 @@ def _fmt(v: float) -> str:
 
 def _cell(r: pd.Series) -> Cell:
     ci = f" ± {r['half']:.2g}" if np.isfinite(r["half"]) else ""
-    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']})", _number(r["value"]))
+    group = f" {r['group']}" if r.get("group") else ""
+    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group})", number(r["value"]))
 
 
 def _arrow(direction: str) -> str:
@@ -82,23 +81,24 @@ def render(rows: pd.DataFrame, suites: Sequence[str], command: str, **kwargs: ob
 def board_document(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: pd.DataFrame | None = None,
                    config: BoardConfig | None = None, sanity: Mapping[str, Mapping[str, float]] | None = None,
                    plots: Sequence[tuple[str, str]] = (), globs: Sequence[str] = (),
-                   method_citations: Mapping[str, str] | None = None) -> Document:
+                   method_citations: Mapping[str, str] | None = None, board: Board | None = None,
+                   cd_images: Mapping[str, str] | None = None) -> Document:
     """The board's content, for either serialiser. ``plots``: (title, path relative to the Markdown
-    board); ``globs``: the Parquet row files (as the reader will type them) for the DuckDB example."""
+    board); ``globs``: the Parquet row files (as the reader will type them) for the DuckDB example;
+    ``board``: the computed board if the caller has it (else computed here); ``cd_images``: suite → its
+    critical-difference diagram (path relative to the Markdown board)."""
     rows = with_training(rows)
     config = config or BoardConfig()
-    board = compute_board(rows, samples, config, sanity)
+    board = board or compute_board(rows, samples, config, sanity)
     cells, over = board.cells, board.overall
     with_suite = rows["suite"].nunique() > 1
     tracks = sorted(over.groupby(TRACK).groups)
     bootstrap_share = (cells["ci"] == "bootstrap").mean()
     ids = Anchors()
 
-    summary = Section(ids.new("summary"), "Summary", 2, [Paragraph([(
-        "Overall score per track = mean of the method's category ranks (lower is better); the summary ranks "
-        "methods by the mean over the tracks they ran on. ⚠ = failed a randomisation sanity check (see the "
-        "legend).",)]), _summary(board, tracks, with_suite, ids.new("summary-table"))])
-    sections = [summary, *(_track_section(rows, board, t, with_suite, ids) for t in tracks)]
+    sections = [*suite_sections(board, cd_images or {}, ids),
+                *(_track_section(rows, board, t, with_suite, ids) for t in tracks),
+                *reliability_sections(board, with_suite, ids)]
     if plots:
         sections.append(Section(ids.new("plots"), "Plots", 2))
         sections += [Section(ids.new("plot", title), title, 3, [Image(title, path)], suite=_plot_suite(title, rows))
@@ -130,35 +130,14 @@ def _method_cell(method: str, flagged: bool) -> Cell:
     return Cell(method, method, "⚠" if flagged else None)
 
 
-def _number(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def _summary(board: Board, tracks: list[tuple], with_suite: bool, table_id: str) -> Table:
-    over = board.overall
-    wide = over.pivot_table(index="method_label", columns=TRACK, values="overall", aggfunc="first")
-    mean = wide.mean(axis=1)
-    order = sorted(wide.index, key=lambda m: (round(mean[m], 9), m))
-    ranks = min_rank(mean)
-    flagged = {key[-1] for key in board.flags}
-    columns = [Column("rank"), Column("method"), Column("mean overall"),
-               *(Column(track_title(t, with_suite), suite=t[0]) for t in tracks)]
-    body = []
-    for m in order:
-        per = [Cell(f"{wide.loc[m, t]:.2f}", _number(wide.loc[m, t]))
-               if t in wide.columns and pd.notna(wide.loc[m, t]) else Cell("–") for t in tracks]
-        body.append([Cell(str(ranks[m]), int(ranks[m])), _method_cell(m, m in flagged),
-                     Cell(f"{mean[m]:.2f}", _number(mean[m])), *per])
-    return Table(table_id, columns, body)
-
-
 def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool, ids: Anchors) -> Section:
-    cells, cat, over, part = (_in_track(t, track) for t in (board.cells, board.categories, board.overall, rows))
+    cells, cat, over, part, spend = (_in_track(t, track) for t in (board.cells, board.categories, board.overall,
+                                                                   ordinary_rows(rows), board.cost))
     metrics = sorted(cells["metric"].unique(), key=lambda m: (_category_order(cells, m), m))
-    categories = [c for c in [*CATEGORIES, *sorted(set(cat["category"]) - set(CATEGORIES))]
-                  if c in set(cat["category"])]
+    categories = ordered_categories(set(cat["category"]))
     directions = cells.groupby("metric")["direction"].first()
     metric_category = cells.groupby("metric")["category"].first()
+    unreliable = {m: board.metric_flags[(*track, m)] for m in metrics if (*track, m) in board.metric_flags}
     acc = part["model_test_accuracy"].mean() if "model_test_accuracy" in part else float("nan")
     seeds = sorted(part["model_seed"].unique()) if "model_seed" in part else []
 
@@ -167,22 +146,35 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
         f"Model test accuracy {acc:.3f} (mean over training seeds: {', '.join(map(str, seeds))}); "
         f"n = per-sample values per cell (inputs × training seeds).",)]))
     columns = [Column("method"), Column("overall"), *(Column(f"{c} rank", category=c) for c in categories),
-               *(Column(f"{m} {_arrow(directions[m])}", category=metric_category[m]) for m in metrics), Column("n")]
+               *(Column(f"{m} {_arrow(directions[m])}" + (" ⚑" if m in unreliable else ""),
+                        category=metric_category[m]) for m in metrics),
+               Column("n"), Column("maps/s"), Column("passes/map"), Column("device")]
+    cost = spend.set_index("method_label")
     body = []
     for o in over.sort_values(["overall", "method_label"]).itertuples(index=False):
         mine = cells[cells["method_label"] == o.method_label].set_index("metric")
         my_cat = cat[cat["method_label"] == o.method_label].set_index("category")["rank"]
         ns = sorted(set(mine["n"]))
         flagged = (*track, o.method_label) in board.flags
-        body.append([_method_cell(o.method_label, flagged), Cell(f"{o.overall:.2f} ({o.rank})", _number(o.overall)),
+        body.append([_method_cell(o.method_label, flagged), Cell(f"{o.overall:.2f} ({o.rank})", number(o.overall)),
                      *(Cell(str(my_cat[c]), int(my_cat[c])) if c in my_cat else Cell("–") for c in categories),
                      *(_cell(mine.loc[m]) if m in mine.index else Cell("–") for m in metrics),
-                     Cell("/".join(map(str, ns)), int(ns[0]) if ns else None)])
+                     Cell("/".join(map(str, ns)), int(ns[0]) if ns else None),
+                     *_cost_cells(cost.loc[o.method_label] if o.method_label in cost.index else None)])
     section.blocks.append(Table(ids.new(section.id, "table"), columns, body))
-    reasons = [(key[-1], why) for key, why in sorted(board.flags.items()) if key[:-1] == tuple(track)]
-    if reasons:
-        section.blocks.append(Paragraph([(f"⚠ {method}: {'; '.join(why)}",) for method, why in reasons]))
+    notes = [(f"⚑ {m}: {'; '.join(why)}",) for m, why in unreliable.items()]
+    notes += [(f"⚠ {key[-1]}: {'; '.join(why)}",)
+              for key, why in sorted(board.flags.items()) if key[:-1] == tuple(track)]
+    if notes:
+        section.blocks.append(Paragraph(notes))
     return section
+
+
+def _cost_cells(c: pd.Series | None) -> list[Cell]:
+    if c is None:
+        return [Cell("–"), Cell("–"), Cell("–")]
+    return [Cell(f"{c['maps_per_second']:.3g}", number(c["maps_per_second"])),
+            Cell(f"{c['passes_per_map']:.3g}", number(c["passes_per_map"])), Cell(str(c["devices"]), str(c["devices"]))]
 
 
 def _in_track(table: pd.DataFrame, track: Sequence[object]) -> pd.DataFrame:
@@ -206,11 +198,26 @@ def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mappi
          "inputs within each seed."
          + ("" if bootstrap_share == 1 else " Cells without per-sample values use mean ± z·stderr (normal "
             "approximation)."),),
-        (f"Rank (per metric, ↑ higher / ↓ lower is better): the best mean leads; every method whose {level} "
-         "CI overlaps the leader's shares its rank; the next best remaining method leads the next group; "
-         "ranks skip by group size (1, 1, 3, …).",),
+        (f"Rank (per metric, ↑ higher / ↓ lower is better): 1 + the number of methods significantly better, "
+         "from paired two-sided Wilcoxon signed-rank tests (Pratt's zeros) on the per-sample values both methods "
+         "have on the same inputs and training seeds, Holm-corrected over the metric's method pairs at "
+         f"α = {config.alpha:g}; letters: methods sharing a letter are not significantly different (compact "
+         "letter display). A rank may contradict the order of the means: the test ranks paired differences. "
+         "ΔEF is tested on each job's values signed by its mean (their mean is the |mean| shown); the "
+         "information level on per-image AUCs. Where a pair shares fewer than 6 inputs or values are missing, "
+         "the metric keeps the CI-overlap rank (no letters): methods whose CIs overlap the leader's share "
+         "its rank. The pairs are (input, training seed) units treated as independent: the test speaks for "
+         "these inputs on these trained models.",),
         ("Category rank: methods ranked by their mean metric rank within the category. Overall: mean of "
          "the category ranks (lower is better).",),
+        ("Summary per suite: only methods present on every track of the suite. Per category, the blocks are "
+         "(track, metric) pairs; overall, (track, category) pairs ranked by mean metric rank, so every "
+         "category weighs the same. Cells: the mean Friedman rank (1 = best), in brackets the Nemenyi rank "
+         f"(1 + the number of methods better by at least the critical difference at α = {config.alpha:g}; all "
+         "1 where Friedman does not reject). The blocks share models and inputs, unlike the independent data "
+         "sets Demšar's procedure assumes.",),
+        ("Cost: maps per second (inputs explained per second of the method's own time, summed over its jobs) "
+         "and model passes (forward or backward) per map, on the device named.",),
     ]
     rules = sorted({f"{k.rsplit('_', 1)[0]} {'≤' if k.endswith('_max') else '≥'} {v:g}"
                     for s in sanity.values() for k, v in s.items()})

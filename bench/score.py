@@ -83,6 +83,7 @@ class LoadedMaps:
     source: str
     meta: dict[str, Any] = field(default_factory=dict)  # from bench run --save-maps; empty otherwise
     generator_state: np.ndarray | None = None
+    flat: bool = False  # one flat C-order list per map (a Parquet table without a shape column)
 
 
 @dataclass
@@ -184,10 +185,12 @@ def _read_parquet(data: bytes, sha: str, source: str) -> LoadedMaps:
     shapes = table.column("shape").to_pylist() if "shape" in table.column_names else []
     if shapes and any(s != shapes[0] for s in shapes):
         raise MapsError(source, "rows of different shapes; every map has the inputs' [C, H, W]")
-    shape = tuple(shapes[0]) if shapes else (int(lengths[0]) if len(lengths) else 0,)
-    if math.prod(shape) != (int(lengths[0]) if len(lengths) else 0):
-        raise MapsError(source, f"shape {list(shape)} does not hold the maps' {lengths[0]} values")
-    return LoadedMaps(flat.reshape(len(table), *shape), table.column("index").to_numpy(), sha, source)
+    length = int(lengths[0]) if len(lengths) else 0
+    shape = tuple(shapes[0]) if shapes else (length,)
+    if math.prod(shape) != length:
+        raise MapsError(source, f"shape {list(shape)} does not hold the maps' {length} values")
+    return LoadedMaps(flat.reshape(len(table), *shape), table.column("index").to_numpy(), sha, source,
+                      flat=not shapes)
 
 
 # -- the track ----------------------------------------------------------------------------------
@@ -241,6 +244,8 @@ def checked(loaded: LoadedMaps, input_shape: tuple[int, ...], samples: int) -> t
     """The maps (float32, in input order) and their indices, once shape, dtype, finiteness and the
     indices (integers, unique, among the track's inputs) pass; else one line naming the fix."""
     maps, src = loaded.maps, loaded.source
+    if loaded.flat and maps.ndim == 2 and maps.shape[1] == math.prod(input_shape):
+        maps = maps.reshape(len(maps), *input_shape)
     if maps.dtype.name not in DTYPES:
         raise MapsError(src, f"maps are {maps.dtype}; GradBench scores float32 (or float16) maps: "
                              "cast them (maps.astype(np.float32))")

@@ -27,13 +27,16 @@ METRICS = '''metrics = ["ef", "delta_ef", "sparseness", "fidelity",
   { name = "faithfulness_correlation", params = { nr_runs = 10, subset_size = 64 } },
   { name = "max_sensitivity", params = { nr_samples = 2 } },
   { name = "pixel_flipping", params = { features_in_step = 256 } }]'''
+# The same track with cheaper metrics (one draws random numbers), for the tests of formats and dtypes.
+CHEAP = '''metrics = ["sparseness", "ef",
+  { name = "faithfulness_correlation", params = { nr_runs = 10, subset_size = 64 } }]'''
 COMPUTABLE = {"ef", "delta_ef", "sparseness", "faithfulness_correlation", "pixel_flipping"}
 NOT_COMPUTABLE = {"fidelity", "max_sensitivity"}  # reads Method.unsmoothed; declares reexplains
 COMPARED = ["value", "stderr", "n", "n_constant_maps"]
 
 
-def _suite_text(activations=("relu",)) -> str:
-    return re.sub(r"^metrics = .*$", METRICS, tiny_suite_text(activations=activations), flags=re.M)
+def _suite_text(activations=("relu",), metrics: str = METRICS) -> str:
+    return re.sub(r"^metrics = .*$", metrics, tiny_suite_text(activations=activations), flags=re.M)
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -51,6 +54,7 @@ def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("score")
     suite = root / "tiny.toml"
     suite.write_text(_suite_text())
+    (root / "cheap.toml").write_text(_suite_text(metrics=CHEAP))
     results = root / "results"
     assert main(["run", str(suite), "--results", str(results), "--quiet", "--jobs", "*/grad"]) == 0
     assert not (results / "tiny" / "_maps").exists()
@@ -58,7 +62,8 @@ def saved(tmp_path_factory):
     rows = pd.read_parquet(results / "tiny")
     indices = {json.loads(p.read_text())["label"].rsplit("/", 1)[1]: json.loads(p.read_text())
                for p in (results / "tiny" / "_maps").glob("*.json")}
-    return {"suite": str(suite), "results": results, "rows": rows, "index": indices, "root": root}
+    return {"suite": str(suite), "cheap": str(root / "cheap.toml"), "results": results, "rows": rows,
+            "index": indices, "root": root}
 
 
 def _blob(saved, label: str) -> Path:
@@ -70,9 +75,9 @@ def _run_rows(saved, label: str) -> pd.DataFrame:
     return rows[rows["method_label"] == label].set_index("metric").sort_index()
 
 
-def _score(saved, maps: str | Path, capsys, *extra: str) -> tuple[int, str, str, Path]:
+def _score(saved, maps: str | Path, capsys, *extra: str, suite: str = "suite") -> tuple[int, str, str, Path]:
     out = saved["root"] / f"scored-{hashlib.sha256(str((maps, extra)).encode()).hexdigest()[:8]}.parquet"
-    code, stdout, err = _cli(["score", str(maps), "--suite", saved["suite"], "--results", str(saved["results"]),
+    code, stdout, err = _cli(["score", str(maps), "--suite", saved[suite], "--results", str(saved["results"]),
                               "--out", str(out), "--quiet", *extra], capsys)
     return code, stdout, err, out
 
@@ -82,11 +87,13 @@ def test_a_job_done_without_maps_runs_again_with_save_maps(saved):
     assert len(saved["rows"]) == 2 * len(COMPUTABLE | NOT_COMPUTABLE)
 
 
-@pytest.mark.parametrize("label", ["grad", "smoothgrad(n=4)"])
-def test_scoring_saved_maps_gives_the_runs_numbers_exactly(saved, capsys, label):
+@pytest.mark.parametrize("label, given", [("grad", "job id"), ("smoothgrad(n=4)", "index")])
+def test_scoring_saved_maps_gives_the_runs_numbers_exactly(saved, capsys, label, given):
     """smoothgrad draws from the generator before faithfulness_correlation does: equal only because the
-    saved generator state is restored."""
-    code, stdout, err, out = _score(saved, _blob(saved, label), capsys)
+    saved generator state is restored. MAPS given as the job's id (prefix) or its _maps/<job>.json."""
+    job = saved["index"][label]["job_id"]
+    maps = job[:8] if given == "job id" else saved["results"] / "tiny" / "_maps" / f"{job}.json"
+    code, stdout, err, out = _score(saved, maps, capsys)
     assert code == 0, err
     scored = pd.read_parquet(out).set_index("metric").sort_index()
     assert set(scored.index) == COMPUTABLE
@@ -96,14 +103,6 @@ def test_scoring_saved_maps_gives_the_runs_numbers_exactly(saved, capsys, label)
     assert json.loads(scored["method_params"].iloc[0])["maps_sha256"] == saved["index"][label]["sha256"]
     for metric in NOT_COMPUTABLE:
         assert len(re.findall(rf"^not computable for saved maps: {metric} \(", stdout, flags=re.M)) == 1
-
-
-def test_a_job_id_names_its_saved_maps(saved, capsys):
-    job = saved["index"]["grad"]["job_id"]
-    code, stdout, err, out = _score(saved, job[:8], capsys)
-    assert code == 0, err
-    assert pd.read_parquet(out)["value"].tolist() == _run_rows(saved, "grad").loc[
-        pd.read_parquet(out)["metric"], "value"].tolist()
 
 
 def test_the_maps_file_is_self_describing_and_named_by_its_hash(saved):
@@ -121,12 +120,12 @@ def test_the_maps_file_is_self_describing_and_named_by_its_hash(saved):
 
 def test_float16_maps_are_saved_as_float16_and_score_close(saved, capsys, tmp_path):
     results = tmp_path / "results"
-    assert main(["run", saved["suite"], "--results", str(results), "--quiet", "--save-maps",
+    assert main(["run", saved["cheap"], "--results", str(results), "--quiet", "--save-maps",
                  "--maps-dtype", "float16", "--jobs", "*/grad"]) == 0
     (index,) = (results / "tiny" / "_maps").glob("*.json")
     blob = index.with_name(json.loads(index.read_text())["file"])
     assert np.load(blob)["maps"].dtype == np.float16
-    code, _, err, out = _score(saved, blob, capsys)
+    code, _, err, out = _score(saved, blob, capsys, suite="cheap")
     assert code == 0, err
     scored = pd.read_parquet(out).set_index("metric")
     run = _run_rows(saved, "grad")
@@ -140,7 +139,7 @@ def _external(saved) -> tuple[np.ndarray, np.ndarray]:
         return z["maps"], z["indices"]
 
 
-@pytest.mark.parametrize("fmt", ["npz", "npy", "parquet"])
+@pytest.mark.parametrize("fmt", ["npz", "npy", "parquet", "parquet-flat"])
 def test_maps_made_elsewhere_score_like_the_run(saved, capsys, tmp_path, fmt):
     """The grad maps without GradBench's metadata (npz shuffled: the scorer puts them in input order).
     grad draws no random numbers, so a fresh generator is where the run's metrics began too."""
@@ -151,13 +150,15 @@ def test_maps_made_elsewhere_score_like_the_run(saved, capsys, tmp_path, fmt):
         np.savez(path, maps=maps[order], indices=indices[order])
     elif fmt == "npy":
         np.save(path, maps)
-    else:
-        pq.write_table(pa.table({"index": indices[order], "map": [m.ravel() for m in maps[order]],
-                                 "shape": [list(m.shape) for m in maps[order]]}), path)
-    code, stdout, err, out = _score(saved, path, capsys, "--method-label", "mine")
+    else:  # with a shape column, or flat maps of the inputs' shape
+        shapes = {"shape": [list(m.shape) for m in maps[order]]} if fmt == "parquet" else {}
+        pq.write_table(pa.table({"index": indices[order], "map": [m.ravel() for m in maps[order]], **shapes}),
+                       path.with_suffix(".parquet"))
+        path = path.with_suffix(".parquet")
+    code, stdout, err, out = _score(saved, path, capsys, "--method-label", "mine", suite="cheap")
     assert code == 0, err
     scored = pd.read_parquet(out).set_index("metric").sort_index()
-    assert set(scored["method_label"]) == {"mine"}
+    assert set(scored["method_label"]) == {"mine"} and len(scored) == 3
     pd.testing.assert_frame_equal(scored[COMPARED], _run_rows(saved, "grad").loc[scored.index, COMPARED],
                                   check_exact=True)
 
@@ -212,7 +213,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("kind", sorted(REFUSALS))
 def test_bad_maps_are_refused_in_one_line_and_nothing_is_written(saved, capsys, tmp_path, kind):
     before = _tree(saved["results"])
-    code, stdout, err, out = _score(saved, _bad(kind, saved, tmp_path), capsys, "--method-label", "mine")
+    code, stdout, err, out = _score(saved, _bad(kind, saved, tmp_path), capsys, "--method-label", "mine",
+                                    suite="cheap")
     assert code == 2 and stdout == ""
     assert err.count("\n") == 1 and err.startswith("error: maps refused: ") and REFUSALS[kind] in err, err
     assert not out.exists()

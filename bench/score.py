@@ -108,50 +108,60 @@ class ScoreResult:
 
 # -- reading ------------------------------------------------------------------------------------
 def load_maps(spec: str, suite: Suite, results: str | Path = "results") -> LoadedMaps:
-    """The maps ``spec`` names: a file (.npz, .npy, .parquet, a job's .json index) or a job id."""
+    """The maps ``spec`` names: a file (.npz, .npy, .parquet, a job's .json index) or the id of a job
+    whose maps lie under ``results`` (a folder or a URI)."""
     path = Path(spec)
-    if not path.exists():
-        if not re.fullmatch(r"[0-9a-f]{4,16}", spec):
-            raise MapsError(spec, "no such file; give a .npz, .npy or .parquet file, or the id of a job run "
-                                  "with --save-maps")
-        index = read_index(ResultStore(join(results, suite.name)), spec)
-        path = Path(join(results, suite.name, FOLDER, index["file"]))
-        return _from_index(path, index)
-    if path.suffix == ".json":
+    if path.is_file() and path.suffix == ".json":
         try:
             index = json.loads(path.read_text(encoding="utf-8"))
-            return _from_index(path.with_name(index["file"]), index)
+            blob = path.with_name(index["file"])
         except (ValueError, KeyError, TypeError) as e:
             raise MapsError(path, f"not a maps index of bench run --save-maps ({type(e).__name__}: {e})") from None
-    return _read(path)
+        return _indexed(index, str(blob), blob.read_bytes() if blob.is_file() else None)
+    if path.is_file():
+        return _parse(str(path), path.read_bytes())
+    if not re.fullmatch(r"[0-9a-f]{4,16}", spec):
+        raise MapsError(spec, "no such file; give a .npz, .npy or .parquet file, or the id of a job run "
+                              "with --save-maps")
+    store = ResultStore(join(results, suite.name))
+    index = read_index(store, spec)
+    where = store.path(FOLDER, str(index.get("file")))
+    try:
+        with store.fs.open_input_stream(where) as f:
+            data = f.read()
+    except FileNotFoundError:
+        data = None
+    return _indexed(index, where, data)
 
 
-def _from_index(path: Path, index: dict[str, Any]) -> LoadedMaps:
-    if not path.is_file():
-        raise MapsError(path, f"missing, though the index of job {index.get('job_id')} names it; rerun the "
+def _indexed(index: dict[str, Any], name: str, data: bytes | None) -> LoadedMaps:
+    """The maps file a job's index names, once its bytes are those the index recorded."""
+    if data is None:
+        raise MapsError(name, f"missing, though the index of job {index.get('job_id')} names it; rerun the "
                               "job with --save-maps")
-    loaded = _read(path)
+    loaded = _parse(name, data)
     if loaded.sha256 != index.get("sha256"):
-        raise MapsError(path, f"damaged: its bytes hash to {loaded.sha256[:12]}…, the index records "
+        raise MapsError(name, f"damaged: its bytes hash to {loaded.sha256[:12]}…, the index records "
                               f"{str(index.get('sha256'))[:12]}…; rerun the job with --save-maps")
     return loaded
 
 
-def _read(path: Path) -> LoadedMaps:
-    data = path.read_bytes()
+def _parse(name: str, data: bytes) -> LoadedMaps:
     sha = hashlib.sha256(data).hexdigest()
-    if HEX64.fullmatch(path.stem) and path.stem != sha:  # a content-addressed file must be its name
-        raise MapsError(path, f"damaged or truncated: named by its content hash, but its bytes hash to "
+    stem, _, suffix = name.rpartition("/")[2].rpartition(".")
+    suffix = f".{suffix}"
+    if HEX64.fullmatch(stem) and stem != sha:  # a content-addressed file must be its name
+        raise MapsError(name, f"damaged or truncated: named by its content hash, but its bytes hash to "
                               f"{sha[:12]}…; rerun the job with --save-maps")
     readers = {".npz": _read_npz, ".npy": _read_npy, ".parquet": _read_parquet}
-    if path.suffix not in readers:
-        raise MapsError(path, "unknown format; give a .npz (maps, indices), .npy (maps) or .parquet (index, map)")
+    if suffix not in readers:
+        raise MapsError(name, "unknown format; give a .npz (maps, indices), .npy (maps) or .parquet (index, map)")
     try:
-        return readers[path.suffix](data, sha, str(path))
+        return readers[suffix](data, sha, name)
     except MapsError:
         raise
     except Exception as e:  # zip, npy header, Parquet footer: a truncated or foreign file
-        raise MapsError(path, f"not a readable {path.suffix} file ({type(e).__name__}: {e})") from None
+        raise MapsError(name, f"not a readable {suffix} file ({type(e).__name__}: {e})") from None
 
 
 def _read_npz(data: bytes, sha: str, source: str) -> LoadedMaps:

@@ -154,7 +154,7 @@ class Runner:
                         generator: torch.Generator, metrics: tuple[MetricSpec, ...] | None = None
                         ) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, SideRows]]:
         """The job's metrics (or ``metrics``) on explained maps: the runner's own, or maps saved earlier
-        (``bench score``), which so go through the very same context and rows."""
+        (``bench score``), which thus go through the very same context and rows."""
         ctx = MetricContext(inputs.model, ex.x, ex.y, ex.target, ex.maps, method, inputs.x_range, ex.masks,
                             generator, self.chunk_size, recipe=job.recipe,
                             load_model=lambda r: self.scored(r, job.output))

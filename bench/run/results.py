@@ -9,6 +9,8 @@ Layout of ``results/<suite>/``:
     _<table>/<job_id>.parquet   side tables the job's metrics declare and emit, e.g. _spectra (ef's mean
                                 radial power spectrum per job, for plots)
     _failures/<job_id>.json     error type and message of a failed job
+    _maps/<job_id>.json         with ``bench run --save-maps``: the job's maps, in ``_maps/<sha256>.npz``
+                                (bench.run.maps; ``bench score`` reads them)
     _claims/<job_id>.claim      a runner is computing the job now (pid, host, time); removed when its
                                 files are written, so concurrent runners on one folder split the work
 Folders start with ``_`` so that pyarrow's dataset discovery (pandas, DuckDB globs) skips them.

@@ -77,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.provenance import resolve_device
     from bench.run.cost import pass_report
-    from bench.run.results import join, load_rows
+    from bench.run.results import join, load_rows, ordinary_rows
     from bench.suite import load_suite
 
     if args.claims:
@@ -91,6 +91,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except GradBenchError:
         name = args.suite
     (rows,), notes = current_only(args.results, [args.suite], load_rows(join(args.results, name)))
+    rows = ordinary_rows(rows)  # the perturbed models' jobs (noise_resilience) repeat the same methods
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")

@@ -4,6 +4,10 @@ A list value in ``[[methods]] params`` is an axis of the grid; so are ``activati
 ``seeds`` and ``split_factor`` of ``[[models]]`` (a job's model is split 0 of its split factor).
 Every name is checked against the registry, every parameter against the factory that will
 receive it, so a typo fails here with one line, not an hour into a run.
+
+``noise_resilience = true`` adds, after the suite's jobs, a copy of every job of each recipe's
+lowest training seed whose model carries MetaQuantus' minor weight noise (``bench.models.perturb``);
+the copies' ids differ, every other job's id stays as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from bench import registry
 from bench.claims import check_claims
 from bench.data.splits import SPLIT_FACTORS
 from bench.errors import GradBenchError, SuiteError
-from bench.job import Job, MetricSpec
+from bench.job import Job, MetricSpec, perturbed_copies
+from bench.models import perturb
 from bench.models.activations import make_activation
 from bench.models.train import Recipe
 from bench.models.zoo import architecture_entry
@@ -31,7 +36,7 @@ def suites_dir() -> Path:
 
 
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
-            "target", "output", "citation", "claims", "sanity", "num_gpus"}
+            "target", "output", "citation", "claims", "sanity", "num_gpus", "noise_resilience"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
               "augment", "cap_check_steps", "cap_required"}
@@ -191,6 +196,8 @@ def check_values(spec: dict[str, Any]) -> None:
     samples = spec.get("samples", 64)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise SuiteError(f"samples = {samples!r}: must be an integer ≥ 2")
+    if not isinstance(spec.get("noise_resilience", False), bool):
+        raise SuiteError(f"noise_resilience = {spec['noise_resilience']!r}: must be true or false")
     models = spec.get("models")
     for i, m in enumerate(models if isinstance(models, list) else []):
         if not isinstance(m, dict):
@@ -228,6 +235,8 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
             for name, params, label in methods:
                 jobs.append(Job(spec["name"], recipe, name, params, per_dataset[recipe.dataset], samples, seed,
                                 target, output, label))
+    if spec.get("noise_resilience", False):  # one perturbed model per recipe (its lowest seed), after the rest
+        jobs += perturbed_copies(jobs, perturb.DEFAULT_SPEC)
     claims = spec.get("claims", [])
     check_claims(claims)
     num_gpus = _num_gpus(spec)

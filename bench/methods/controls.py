@@ -27,6 +27,7 @@ from torch import Tensor
 
 from bench.methods.base import register_method
 
+
 @register_method("random", stochastic=True)
 def random_map(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
     """Control: uniform noise U[0, 1) of the input's shape from the job's generator; ignores the model."""

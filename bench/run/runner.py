@@ -109,13 +109,15 @@ class Runner:
         self.progress = progress
         self.data_root = data_root  # where dataset files lie (None: $GRADBENCH_DATA or the cache)
         self.save_maps = save_maps  # a dtype (bench.run.maps.DTYPES): write each job's maps beside its rows
-        self._models: dict[str, TrainedModel] = {}
+        self._models: dict[tuple[str, str], TrainedModel] = {}
 
-    def model_for(self, recipe) -> TrainedModel:
-        if recipe.hash not in self._models:
-            self._models[recipe.hash] = trained_model(recipe, self.device, progress=self.progress,
-                                                      data_root=self.data_root)
-        return self._models[recipe.hash]
+    def model_for(self, recipe, perturbation: str = "") -> TrainedModel:
+        """The recipe's trained model, or with ``perturbation`` its perturbed copy (bench.models.perturb)."""
+        key = (recipe.hash, perturbation)
+        if key not in self._models:
+            self._models[key] = trained_model(recipe, self.device, progress=self.progress,
+                                              data_root=self.data_root, perturbation=perturbation)
+        return self._models[key]
 
     def scored(self, recipe, output: str) -> nn.Module:
         """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
@@ -126,11 +128,12 @@ class Runner:
         data = recipe_data(job.recipe, self.data_root)
         if job.samples > len(data.x_test):
             raise ValueError(f"job asks for {job.samples} samples; {job.dataset} has {len(data.x_test)} test images")
-        trained = self.model_for(job.recipe)
+        # A perturbed job's model is the perturbed one; the twins metrics load stay as trained (load_model).
+        trained = self.model_for(job.recipe, job.model_perturbation)
         dev = self.device
         x, y = data.x_test[: job.samples].to(dev), data.y_test[: job.samples].to(dev)
         masks = data.masks_test[: job.samples].to(dev) if data.masks_test is not None else None
-        model = self.scored(job.recipe, job.output)
+        model = scored_model(trained.model, job.output)
         if job.target == "predicted":
             with torch.no_grad():  # not inference_mode: the target takes part in the gradient graphs
                 target = model(x).argmax(1)
@@ -231,6 +234,7 @@ class Runner:
             "model_epochs": trained.epochs, "model_test_accuracy": trained.test_accuracy,
             "model_train_accuracy": trained.train_accuracy,
             "model_weights_digest": trained.weights_digest,
+            "model_perturbation": job.model_perturbation, "model_perturbation_sigma": trained.perturbation_sigma,
             "method": job.method, "method_label": job.method_label or job.method,
             "method_params": canonical_json(job.method_params), "seed": job.seed,
             "samples": job.samples, "target": job.target, "output": job.output,

@@ -224,7 +224,8 @@ def test_page_in_the_browser(browser, tmp_path):
     suite.select_by_value("")
     category.select_by_value("complexity")
     assert not browser.find_element("id", "faithfulness-only").is_displayed()
-    assert shown("section[id^='track'][data-suite='s'] th[data-category='faithfulness']") == [False, False]  # rank and m2
+    faithfulness = "section[id^='track'][data-suite='s'] th[data-category='faithfulness']"
+    assert shown(faithfulness) == [False, False]  # rank and m2
     assert all(shown("section[id^='track'][data-suite='s'] th[data-category='complexity']"))
     category.select_by_value("faithfulness")
     assert browser.find_element("id", "faithfulness-only").is_displayed()

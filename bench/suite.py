@@ -2,6 +2,8 @@
 
 A list value in ``[[methods]] params`` is an axis of the grid; so are ``activations``,
 ``seeds`` and ``split_factor`` of ``[[models]]`` (a job's model is split 0 of its split factor).
+A ``[[models]]`` table runs on every dataset of the suite, or on those its ``datasets`` names
+(``datasets = ["shapes"]``: a ResNet has no place on 8×8 digits); the names are the suite's own.
 Every name is checked against the registry, every parameter against the factory that will
 receive it, so a typo fails here with one line, not an hour into a run.
 
@@ -39,7 +41,7 @@ TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "
             "target", "output", "citation", "claims", "sanity", "num_gpus", "noise_resilience"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
-              "augment", "cap_check_steps", "cap_required"}
+              "augment", "cap_check_steps", "cap_required", "datasets"}
 NAMED_KEYS = {"name", "params"}
 SUITE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -231,10 +233,11 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     jobs = []
     for i, m in enumerate(models):
         activations, sfs = _check_model(m, i, needs)
-        for recipe in _recipes(m, datasets, activations, sfs):
+        for recipe in _recipes(m, _model_datasets(m, i, datasets), activations, sfs):
             for name, params, label in methods:
                 jobs.append(Job(spec["name"], recipe, name, params, per_dataset[recipe.dataset], samples, seed,
                                 target, output, label))
+    _check_every_dataset_used(jobs, datasets)
     if spec.get("noise_resilience", False):  # one perturbed model per recipe (its lowest seed), after the rest
         jobs += perturbed_copies(jobs, perturb.DEFAULT_SPEC)
     claims = spec.get("claims", [])
@@ -295,6 +298,32 @@ def _check_model(m: dict[str, Any], i: int, needs: list[tuple[str, Any]]) -> tup
     _check_twins(needs, sfs, i)
     _check_split_epochs(m, sfs, i)
     return activations, sfs
+
+
+def _model_datasets(m: dict[str, Any], i: int,
+                    datasets: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The suite's datasets that ``models[i]`` runs on: all, or those its ``datasets`` key names
+    (with the suite's params for them), in the suite's order so the jobs keep their order."""
+    names = m.get("datasets")
+    if names is None:
+        return datasets
+    known = [name for name, _ in datasets]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise SuiteError(f"models[{i}].datasets = {names!r}: must be a non-empty list of the suite's dataset "
+                         f"names, e.g. [{', '.join(repr(k) for k in known[:2])}]")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SuiteError(f"models[{i}].datasets names {', '.join(repr(n) for n in unknown)}, which the suite does "
+                         f"not list; add it to the top-level datasets or use one of {', '.join(map(repr, known))}")
+    return [d for d in datasets if d[0] in names]
+
+
+def _check_every_dataset_used(jobs: list[Job], datasets: list[tuple[str, dict[str, Any]]]) -> None:
+    """A dataset that every ``[[models]]`` leaves out by its ``datasets`` key would run nothing: a slip."""
+    unused = [name for name, _ in datasets if not any(j.recipe.dataset == name for j in jobs)]
+    if unused:
+        raise SuiteError(f"dataset(s) {', '.join(map(repr, unused))} of the suite have no [[models]] running on "
+                         "them; add them to a [[models]] table's datasets or drop them from the top-level datasets")
 
 
 def _recipes(m: dict[str, Any], datasets: list[tuple[str, dict[str, Any]]], activations: list[str],

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from bench.errors import SuiteError, UnknownNameError
@@ -74,6 +77,52 @@ def test_missing_required_key(tmp_path):
 def test_unknown_suite_name():
     with pytest.raises(UnknownNameError, match="known: .*default"):
         load_suite("defualt")
+
+
+TWO_DATASETS = """
+name = "t"
+datasets = ["digits", { name = "shapes", params = { n_train = 600 } }]
+metrics = ["ef"]
+[[methods]]
+name = "grad"
+[[models]]
+architecture = "cnn-small"
+"""
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_models_datasets_key_restricts_that_model_only(tmp_path):
+    plain = load_suite(write(tmp_path, TWO_DATASETS)).jobs
+    jobs = load_suite(write(tmp_path, TWO_DATASETS + '[[models]]\narchitecture = "mlp"\ndatasets = ["shapes"]\n')).jobs
+    assert [j.id for j in jobs[:len(plain)]] == [j.id for j in plain]  # the other model's jobs are untouched
+    (mlp,) = jobs[len(plain):]
+    assert mlp.recipe.architecture == "mlp" and mlp.dataset == "shapes"
+    assert mlp.recipe.dataset_params == {"n_train": 600}  # the suite's params for that dataset
+
+
+@pytest.mark.parametrize("models, match", [
+    ('datasets = ["mnist"]', "models[1].datasets names 'mnist', which the suite does not list"),
+    ('datasets = "shapes"', "models[1].datasets = 'shapes': must be a non-empty list"),
+    ('datasets = []', "must be a non-empty list of the suite's dataset names"),
+])
+def test_a_models_datasets_key_names_only_the_suites_datasets(tmp_path, models, match):
+    with pytest.raises(SuiteError) as e:
+        load_suite(write(tmp_path, TWO_DATASETS + f'[[models]]\narchitecture = "mlp"\n{models}\n'))
+    assert match in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_dataset_no_model_runs_on_is_an_error(tmp_path):
+    text = TWO_DATASETS.replace('architecture = "cnn-small"', 'architecture = "cnn-small"\ndatasets = ["shapes"]')
+    with pytest.raises(SuiteError, match=re.escape("dataset(s) 'digits' of the suite have no [[models]] running")):
+        load_suite(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("suite", sorted(p.name for p in (REPO / "results").iterdir()
+                                         if (REPO / "registry" / "suites" / f"{p.name}.toml").exists()))
+def test_committed_results_are_jobs_of_their_suite(suite):
+    # A change to how suites expand must not move the job ids of results already published.
+    committed = {p.stem for p in (REPO / "results" / suite).glob("*.parquet")}
+    assert committed and committed <= {j.id for j in load_suite(suite).jobs}
 
 
 def test_default_suite_is_valid():

@@ -150,7 +150,12 @@ def _verdict(ci: tuple[float, float], positive: bool) -> str:
 
 def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
              config: BoardConfig | None = None) -> Verdict:
-    """Judge one claim; ``config`` (default: ``registry/board.toml``) sets the bootstrap."""
+    """Judge one claim; ``config`` (default: ``registry/board.toml``) sets the bootstrap. Rows of jobs
+    on perturbed models (a suite's ``noise_resilience``) are no part of any claim: they are left out
+    here, and their samples with them (``_stack`` takes the samples of the rows it is given)."""
+    from bench.run.results import ordinary_rows
+
+    rows = ordinary_rows(rows)
     kind = claim.get("kind", "trend")
     if kind not in KINDS:
         raise SuiteError(f"claim '{claim.get('id')}': kind must be one of {KINDS}")

@@ -38,7 +38,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.suite import load_suite
 
     runner = Runner(args.results, device=args.device, chunk_size=args.chunk_size,
-                    progress=not args.quiet, fast=args.fast, data_root=args.data_root)
+                    progress=not args.quiet, fast=args.fast, data_root=args.data_root,
+                    save_maps=args.maps_dtype if args.save_maps else None)
     suite = load_suite(args.suite)
     report = runner.run(suite, pattern=args.jobs, dry_run=args.dry_run, executor=args.executor,
                         address=args.address, num_gpus=args.num_gpus)
@@ -76,7 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.provenance import resolve_device
     from bench.run.cost import pass_report
-    from bench.run.results import join, load_rows
+    from bench.run.results import join, load_rows, ordinary_rows
     from bench.suite import load_suite
 
     if args.claims:
@@ -90,6 +91,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except GradBenchError:
         name = args.suite
     (rows,), notes = current_only(args.results, [args.suite], load_rows(join(args.results, name)))
+    rows = ordinary_rows(rows)  # the perturbed models' jobs (noise_resilience) repeat the same methods
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
@@ -121,13 +123,15 @@ def _report_claims(args: argparse.Namespace) -> int:
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.board import load_board_config, write_board
+    from bench.board.build import page_path
 
     suites = args.suites or list(load_board_config().suites)
     out, rows, notes = write_board(args.results, suites, args.out, plots=not args.no_plots,
-                                   saliency=not args.no_saliency)
+                                   saliency=not args.no_saliency, html=not args.no_html)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {out} ({rows['job_id'].nunique()} jobs, {len(rows)} rows)")
+    page = "" if args.no_html else f" and {page_path(args.results, out)}"
+    print(f"wrote {out}{page} ({rows['job_id'].nunique()} jobs, {len(rows)} rows)")
     return 0
 
 
@@ -164,16 +168,35 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from bench.run.results import join, prune
+    from bench.run import maps
+    from bench.run.results import ResultStore, join, prune
     from bench.suite import load_suite
 
     suite = load_suite(args.suite)
-    paths = prune(join(args.results, suite.name), {j.id for j in suite.jobs}, dry_run=args.dry_run)
+    current = {j.id for j in suite.jobs}
+    paths = prune(join(args.results, suite.name), current, dry_run=args.dry_run)
+    paths += maps.prune(ResultStore(join(args.results, suite.name)), current, dry_run=args.dry_run)
     for p in paths:
         print(f"{'would remove' if args.dry_run else 'removed'} {p}")
     jobs = len({Path(p).name.split(".")[0] for p in paths})
     print(f"{suite.name}: {'would remove' if args.dry_run else 'removed'} {len(paths)} files of {jobs} jobs "
           "no longer in the suite")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from bench.score import score, write_rows
+    from bench.suite import load_suite
+
+    loaded, result = score(args.maps, load_suite(args.suite), method_label=args.method_label, track=args.track,
+                           results=args.results, device=args.device, chunk_size=args.chunk_size,
+                           data_root=args.data_root, progress=not args.quiet)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(result.table(loaded.source, loaded.sha256))
+    if args.out:
+        write_rows(args.out, result.rows)
+        print(f"wrote {len(result.rows)} rows to {args.out}")
     return 0
 
 
@@ -263,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plot_parser(sub)
     _add_cite_parser(sub)
     _add_submit_parser(sub)
+    _add_score_parser(sub)
     _add_list_parser(sub)
     _add_report_parser(sub)
     _add_prune_parser(sub)
@@ -291,18 +315,25 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
                         "is present, else 0)")
     r.add_argument("--fast", action="store_true", help="allow TF32 on CUDA (recorded in the rows)")
     r.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
+    r.add_argument("--save-maps", action="store_true", help="keep each job's maps in RESULTS/SUITE/_maps/ "
+                   "(for bench score); jobs done without them run again")
+    r.add_argument("--maps-dtype", default="float32", choices=["float32", "float16"],
+                   help="with --save-maps: dtype of the saved maps (default float32: bench score then gives "
+                        "the run's numbers exactly)")
     r.set_defaults(func=_cmd_run)
 
 
 def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     """`bench leaderboard`: render the board from results."""
-    lb = sub.add_parser("leaderboard", help="render leaderboard.md from results")
+    lb = sub.add_parser("leaderboard", help="render leaderboard.md and its HTML page from results")
     lb.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     lb.add_argument("--results", default="results")
     lb.add_argument("--out", default=None, help="the board file (default: leaderboard.md for the suites of "
                     "registry/board.toml, else RESULTS/boards/SUITES/leaderboard.md); plots go beside it")
     lb.add_argument("--no-plots", action="store_true", help="render the board without drawing plots")
     lb.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
+    lb.add_argument("--no-html", action="store_true", help="skip the static HTML page (default: "
+                    "RESULTS/board/index.html for the published board, else beside --out as .html)")
     lb.set_defaults(func=_cmd_leaderboard)
 
 
@@ -343,6 +374,24 @@ def _add_submit_parser(sub: argparse._SubParsersAction) -> None:
     sm.add_argument("--no-plots", action="store_true", help="regenerate the board without plots")
     sm.add_argument("--quiet", action="store_true", help="no progress bars")
     sm.set_defaults(func=_cmd_submit)
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench score`: a suite's metrics on saved maps."""
+    sc = sub.add_parser("score", help="compute a suite's metrics on maps saved elsewhere (.npz/.npy/.parquet)")
+    sc.add_argument("maps", help="a maps file (.npz with maps and indices, .npy, .parquet with index and map "
+                                 "columns), a _maps/JOB.json index, or the id of a job run with --save-maps")
+    sc.add_argument("--suite", required=True, help="suite name (registry/suites/NAME.toml) or path")
+    sc.add_argument("--method-label", help="the name of the method that made the maps (default: the file's)")
+    sc.add_argument("--track", help="the maps' track, dataset/model[activation]/seedN (a pattern, or a model "
+                                    "hash prefix), when the file does not say and the suite has several")
+    sc.add_argument("--results", default="results", help="results root where a job id's saved maps lie")
+    sc.add_argument("--out", help="also write the rows (the runner's schema) to this Parquet file")
+    sc.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+    sc.add_argument("--chunk-size", type=_positive_int, default=None, help="rows per forward/backward pass")
+    sc.add_argument("--data-root", help="where downloaded datasets live (default $GRADBENCH_DATA)")
+    sc.add_argument("--quiet", action="store_true", help="no progress bars")
+    sc.set_defaults(func=_cmd_score)
 
 
 def _add_list_parser(sub: argparse._SubParsersAction) -> None:

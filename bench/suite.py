@@ -6,6 +6,10 @@ A ``[[models]]`` table runs on every dataset of the suite, or on those its ``dat
 (``datasets = ["shapes"]``: a ResNet has no place on 8×8 digits); the names are the suite's own.
 Every name is checked against the registry, every parameter against the factory that will
 receive it, so a typo fails here with one line, not an hour into a run.
+
+``noise_resilience = true`` adds, after the suite's jobs, a copy of every job of each recipe's
+lowest training seed whose model carries MetaQuantus' minor weight noise (``bench.models.perturb``);
+the copies' ids differ, every other job's id stays as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from bench import registry
 from bench.claims import check_claims
 from bench.data.splits import SPLIT_FACTORS
 from bench.errors import GradBenchError, SuiteError
-from bench.job import Job, MetricSpec
+from bench.job import Job, MetricSpec, perturbed_copies
+from bench.models import perturb
 from bench.models.activations import make_activation
 from bench.models.train import Recipe
 from bench.models.zoo import architecture_entry
@@ -33,7 +38,7 @@ def suites_dir() -> Path:
 
 
 TOP_KEYS = {"name", "description", "datasets", "models", "methods", "metrics", "samples", "seed",
-            "target", "output", "citation", "claims", "sanity", "num_gpus"}
+            "target", "output", "citation", "claims", "sanity", "num_gpus", "noise_resilience"}
 MODEL_KEYS = {"architecture", "activations", "seeds", "accuracy_cap", "max_epochs", "lr",
               "batch_size", "optimizer", "params", "split_factor", "split_seed", "match_steps", "weight_decay",
               "augment", "cap_check_steps", "cap_required", "datasets"}
@@ -104,6 +109,49 @@ def _named(items: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+Restriction = tuple[str, ...] | None  # the datasets a metric is restricted to; None: every one
+
+
+def _metric_specs(items: Any, dataset_names: list[str]) -> tuple[tuple[MetricSpec, ...], list[Restriction]]:
+    """``metrics``: names or ``{name, params, datasets}`` tables → the specs and, per spec, the
+    datasets it is restricted to (None: every dataset). The restriction stays out of the spec, so
+    the ids of jobs whose metrics are unrestricted do not change."""
+    if not isinstance(items, list):
+        return tuple(MetricSpec(n, p) for n, p in _named(items, "metrics")), []  # _named names the error
+    only: list[Restriction] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            only.append(None)
+            continue
+        extra = set(item) - NAMED_KEYS - {"datasets"}
+        if extra:
+            raise SuiteError(f"metrics[{i}] has unknown key(s) {sorted(extra)}; allowed: name, params, datasets")
+        chosen = item.get("datasets")
+        if chosen is not None and (not isinstance(chosen, list) or not chosen
+                                   or not all(isinstance(d, str) for d in chosen)):
+            raise SuiteError(f"metrics[{i}].datasets must be a non-empty list of dataset names, e.g. [\"shapes\"]")
+        unknown = [d for d in chosen or [] if d not in dataset_names]
+        if unknown:
+            raise SuiteError(f"metrics[{i}].datasets names '{unknown[0]}', which is not among the suite's datasets "
+                             f"({', '.join(dataset_names)})")
+        only.append(None if chosen is None else tuple(chosen))
+    plain = [{k: v for k, v in m.items() if k != "datasets"} if isinstance(m, dict) else m for m in items]
+    return tuple(MetricSpec(n, p) for n, p in _named(plain, "metrics")), only
+
+
+def _metrics_per_dataset(metrics: tuple[MetricSpec, ...], needs: list[tuple[str, Any]],
+                         only: list[Restriction], dataset_names: list[str]) -> dict[str, tuple[MetricSpec, ...]]:
+    """Each dataset's metrics (those not restricted to other datasets), checked against its masks."""
+    per_dataset = {}
+    for name in dataset_names:
+        keep = [i for i in range(len(metrics)) if only[i] is None or name in only[i]]
+        if not keep:
+            raise SuiteError(f"dataset '{name}' gets no metric: every metric is restricted to other datasets")
+        _check_masks([needs[i] for i in keep], name)
+        per_dataset[name] = tuple(metrics[i] for i in keep)
+    return per_dataset
+
+
 def _check_params(reg: registry.Registry, name: str, params: dict[str, Any], where: str) -> None:
     entry = reg.get(name)
     accepted = entry.accepts()
@@ -150,6 +198,8 @@ def check_values(spec: dict[str, Any]) -> None:
     samples = spec.get("samples", 64)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise SuiteError(f"samples = {samples!r}: must be an integer ≥ 2")
+    if not isinstance(spec.get("noise_resilience", False), bool):
+        raise SuiteError(f"noise_resilience = {spec['noise_resilience']!r}: must be true or false")
     models = spec.get("models")
     for i, m in enumerate(models if isinstance(models, list) else []):
         if not isinstance(m, dict):
@@ -170,12 +220,11 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     datasets = _named(spec["datasets"], "datasets")
     for name, params in datasets:
         _check_params(registry.datasets, name, params, "datasets")
-    metrics = tuple(MetricSpec(n, p) for n, p in _named(spec["metrics"], "metrics"))
+    metrics, only = _metric_specs(spec["metrics"], [name for name, _ in datasets])
     for m in metrics:
         _check_params(registry.metrics, m.name, m.params, "metrics")
     needs = [(m.name, registry.metrics.create(m.name, **m.params)) for m in metrics]  # their declarations
-    for name, _ in datasets:
-        _check_masks(needs, name)
+    per_dataset = _metrics_per_dataset(metrics, needs, only, [name for name, _ in datasets])
     methods = _methods(spec["methods"])
 
     models = spec["models"]
@@ -186,9 +235,11 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
         activations, sfs = _check_model(m, i, needs)
         for recipe in _recipes(m, _model_datasets(m, i, datasets), activations, sfs):
             for name, params, label in methods:
-                jobs.append(Job(spec["name"], recipe, name, params, metrics, samples, seed, target,
-                                output, label))
+                jobs.append(Job(spec["name"], recipe, name, params, per_dataset[recipe.dataset], samples, seed,
+                                target, output, label))
     _check_every_dataset_used(jobs, datasets)
+    if spec.get("noise_resilience", False):  # one perturbed model per recipe (its lowest seed), after the rest
+        jobs += perturbed_copies(jobs, perturb.DEFAULT_SPEC)
     claims = spec.get("claims", [])
     check_claims(claims)
     num_gpus = _num_gpus(spec)
@@ -310,8 +361,8 @@ def _check_masks(needs: list[tuple[str, Any]], dataset: str) -> None:
         if getattr(metric, "masks", False):
             having = [d for d in registry.datasets.list() if registry.datasets.get(d).meta.get("masks")]
             raise SuiteError(f"metric '{name}' needs ground-truth masks, which dataset '{dataset}' does not "
-                             f"provide; use a dataset with masks ({', '.join(having) or 'none registered'}) "
-                             "or drop the metric")
+                             f"provide; use a dataset with masks ({', '.join(having) or 'none registered'}), "
+                             f"restrict the metric to them ({{ name = \"{name}\", datasets = [...] }}) or drop it")
 
 
 def _check_twins(needs: list[tuple[str, Any]], split_factors: list[int], i: int) -> None:

@@ -18,7 +18,8 @@ from bench.models.zoo import cnn_small
 # Test modules register their own methods (test_nan_method, …): the contract is about the published ones.
 METHODS = [n for n in bench.list_methods() if not n.startswith("test")]
 # What each published method adds to its input, from the papers (not from the code's declarations).
-NOISE_FREE = {"grad", "grad_x_input", "integrated_gradients", "gradcam", "guided_backprop", "noisegrad"}
+NOISE_FREE = {"grad", "grad_x_input", "integrated_gradients", "gradcam", "guided_backprop", "noisegrad",
+              "random", "sobel"}  # the controls ignore the model: they perturb no input
 NOISY = {"smoothgrad", "adaptgrad", "fusiongrad", "s-gi", "a-gi", "s-ig-b", "s-ig-w", "a-ig-b", "a-ig-w",
          "s-ng", "a-ng", "smoothed_grad_x_input", "smoothed_path_ig", "smoothed_noisegrad"}
 
@@ -142,10 +143,11 @@ def test_the_declared_linear_methods():
     assert {n for n in METHODS if create_method(n).linear} == {"grad", "grad_x_input", "integrated_gradients"}
 
 
-@pytest.mark.parametrize("name", ["gradcam", "guided_backprop"])
+@pytest.mark.parametrize("name", ["gradcam", "guided_backprop", "random", "sobel"])
 def test_methods_declared_non_linear_have_a_counterexample(name, tiny_cnn, second_cnn, shapes_batch, x_range):
     """Grad-CAM (a ReLU of the map) and guided backprop (gradients clamped at every ReLU) are not
-    linear in the score: the map of −f is not minus the map of f. The smoothings (SmoothGrad, …)
+    linear in the score: the map of −f is not minus the map of f; nor are the controls, whose map
+    ignores f. The smoothings (SmoothGrad, …)
     are linear given the same draws, but draw noise, so they declare ``linear=False``: NoiseGrad
     batches copies only for deterministic linear bases."""
     x, y = shapes_batch[0][:3], shapes_batch[1][:3]

@@ -127,4 +127,6 @@ def test_committed_results_are_jobs_of_their_suite(suite):
 
 def test_default_suite_is_valid():
     s = load_suite("default")
-    assert len(s.jobs) == 2 * 3 * 5 and all(j.samples >= 64 for j in s.jobs)
+    # datasets × activations × (5 methods + 2 controls), and again on the perturbed models (one seed)
+    assert len(s.jobs) == 2 * 3 * 7 * 2 and all(j.samples >= 64 for j in s.jobs)
+    assert sum(bool(j.model_perturbation) for j in s.jobs) == 2 * 3 * 7

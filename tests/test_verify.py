@@ -20,6 +20,16 @@ def test_digest_ignores_layout_and_sees_one_ulp():
     assert weights_digest(moved) != weights_digest(sd)
 
 
+def test_digest_of_a_batchnorm_model_sees_its_zero_dim_buffers():
+    """BatchNorm's num_batches_tracked is a 0-dim int64 tensor (every ResNet has them)."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = weights_digest(model.state_dict())
+    model.train()(torch.randn(2, 3, 5, 5))  # one step: num_batches_tracked 0 → 1, running stats move
+    assert weights_digest(model.state_dict()) != before
+    counted = {k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}
+    assert counted and all(v.dim() == 0 for v in counted.values())
+
+
 def test_training_numerics_restores_threads():
     before = torch.get_num_threads()
     with training_numerics():

@@ -1,5 +1,6 @@
-"""The leaderboard: statistics (``stats``), Markdown (``render``), figures (``plots``, imported on
-use: it loads matplotlib) and the orchestration that writes ``leaderboard.md`` (``build``)."""
+"""The leaderboard: statistics (``stats``), its content as a document (``render`` builds a ``document``;
+``markdown`` and ``html`` write it), figures (``plots``, imported on use: it loads matplotlib) and the
+orchestration that writes ``leaderboard.md`` and the static page (``build``)."""
 
 from bench.board.build import (
     SUBMISSIONS,
@@ -11,24 +12,24 @@ from bench.board.build import (
     suite_sanity,
     write_board,
 )
+from bench.board.compute import Board, compute_board
 from bench.board.config import BoardConfig, load_board_config
-from bench.board.render import escape_md, render
+from bench.board.markdown import escape_md
+from bench.board.render import board_document, render
 from bench.board.stats import (
     CELL,
     TRACK,
-    Board,
     aggregate,
     bootstrap_ci,
     bootstrap_means,
     cell_seed,
     ci_ranks,
-    compute_board,
     percentile_ci,
 )
 
 __all__ = [
     "CELL", "SUBMISSIONS", "TRACK", "Board", "BoardConfig", "aggregate", "bibtex", "board_globs", "bootstrap_ci",
-    "bootstrap_means", "cell_seed", "ci_ranks", "compute_board", "escape_md", "leaderboard_command",
+    "board_document", "bootstrap_means", "cell_seed", "ci_ranks", "compute_board", "escape_md", "leaderboard_command",
     "load_board_config", "load_submissions", "percentile_ci", "render", "result_roots", "suite_sanity",
     "write_board",
 ]

@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.board.compute import compute_board
 from bench.board.config import BoardConfig, load_board_config
-from bench.board.render import render
+from bench.board.html import relinker, to_html
+from bench.board.markdown import to_markdown
+from bench.board.render import board_document
+from bench.board.significance import ordinary_rows
 from bench.errors import GradBenchError, ResultsError
 from bench.run.results import (
     digest,
@@ -32,6 +36,7 @@ from bench.suite import load_suite
 
 SUBMISSIONS = "submissions"
 PUBLISHED = Path("leaderboard.md")  # the published board (relative to the working directory)
+PUBLISHED_PAGE = Path("board") / "index.html"  # its HTML page, under RESULTS
 
 
 def board_paths(results: Path | str, suites: Sequence[str], out: Path | str | None = None) -> tuple[Path, Path]:
@@ -51,6 +56,19 @@ def board_paths(results: Path | str, suites: Sequence[str], out: Path | str | No
                                f"{Path(results) / 'boards' / '+'.join(suites) / PUBLISHED.name}) or name another file")
         return out, Path(results) / "plots"
     return out, out.parent / "plots"
+
+
+def page_path(results: Path | str, out: Path | str) -> Path:
+    """Where the HTML page of the Markdown board ``out`` goes: ``RESULTS/board/index.html`` for the
+    published board, else beside ``out`` with the suffix ``.html``."""
+    out = Path(out)
+    if out.resolve() == PUBLISHED.resolve():
+        return Path(results) / PUBLISHED_PAGE
+    page = out.with_suffix(".html")
+    if page.resolve() == out.resolve():
+        raise ResultsError(f"--out {out} names the Markdown board and its HTML page is written beside it; "
+                           f"name a .md file (e.g. {out.with_suffix('.md')})")
+    return page
 
 
 def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
@@ -129,32 +147,47 @@ def leaderboard_command(suites: Sequence[str], results: Path | str, out: Path | 
 
 
 def write_board(results: Path | str, suites: Sequence[str], out: Path | str | None = None, *,
-                plots: bool = True, saliency: bool = True,
+                plots: bool = True, saliency: bool = True, html: bool = True,
                 sanity: Mapping[str, Mapping[str, float]] | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
-    """Load rows (submissions included), draw the plots, render and atomically write the board.
+    """Load rows (submissions included), draw the plots, render and atomically write the board: the
+    Markdown and (``html``) its page, both from one document.
 
-    ``out`` and the plots' folder: :func:`board_paths`. Returns the board path, the rows it shows and
-    notes on skipped plots."""
+    ``out`` and the plots' folder: :func:`board_paths`; the page: :func:`page_path`. Returns the board
+    path, the rows it shows and notes on skipped plots."""
     if is_uri(results):
         raise ResultsError(f"bench leaderboard renders from a local results folder, not {results}: copy it "
                            f"down first (e.g. 'aws s3 sync {results} results') and pass --results results")
     out, plots_dir = board_paths(results, suites, out)
+    page = page_path(results, out) if html else None
     roots = result_roots(results, suites)
     (rows, samples), notes = current_only(results, suites, load_rows(*roots), load_samples(*roots))
-    links = []
+    config = load_board_config()
+    sanity = sanity if sanity is not None else suite_sanity(suites)
+    board = compute_board(rows, samples, config, sanity)
+    links, cd_images = [], {}
     if plots:
-        from bench.board.plots import make_plots  # matplotlib only when drawing
+        from bench.board.cd_diagram import suite_cd_diagrams  # matplotlib only when drawing
+        from bench.board.plots import make_plots
 
-        made, plot_notes = make_plots(rows, roots, plots_dir, saliency=saliency)
+        made, plot_notes = make_plots(ordinary_rows(rows), roots, plots_dir, saliency=saliency)
         notes += plot_notes
-        links = [(t, Path(os.path.relpath(p.resolve(), out.resolve().parent)).as_posix()) for t, p in made]
+        links = [(t, _relative(p, out)) for t, p in made]
+        diagrams = suite_cd_diagrams(board.summary, plots_dir, config.alpha)
+        cd_images = {suite: _relative(p, out) for suite, _, p in diagrams}
     citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}
-    text = render(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
-                  config=load_board_config(), sanity=sanity if sanity is not None else suite_sanity(suites),
-                  plots=links, globs=board_globs(results, suites, out.resolve().parent),
-                  method_citations=citations)
-    write_file(out, text.encode("utf-8"))
+    doc = board_document(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
+                         config=config, sanity=sanity, plots=links,
+                         globs=board_globs(results, suites, out.resolve().parent), method_citations=citations,
+                         board=board, cd_images=cd_images)
+    write_file(out, to_markdown(doc).encode("utf-8"))
+    if page is not None:
+        write_file(page, to_html(doc, relinker(out.resolve().parent, page.resolve().parent)).encode("utf-8"))
     return out, rows, notes
+
+
+def _relative(path: Path, board: Path) -> str:
+    """``path`` as the Markdown board at ``board`` links it."""
+    return Path(os.path.relpath(path.resolve(), board.resolve().parent)).as_posix()
 
 
 def bibtex(rows: pd.DataFrame, suites: Sequence[str], config: BoardConfig | None = None) -> str:

@@ -22,8 +22,14 @@ class BoardConfig:
     url: str = ""
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
-    confidence: float = 0.95
+    confidence: float = 0.95  # also the tests' level: α = 1 − confidence (Holm, Friedman, Nemenyi)
+    noise_resilience_max: float = 0.5  # NR above it flags a (track, metric) (bench.board.reliability)
     suites: tuple[str, ...] = ("default",)  # what `bench leaderboard` shows when no suite is named
+
+    @property
+    def alpha(self) -> float:
+        """The tests' significance level, 1 − confidence (rounded: 1 − 0.95 is not 0.05 in floats)."""
+        return round(1.0 - self.confidence, 12)
 
 
 def load_board_config(path: Path | None = None) -> BoardConfig:

@@ -38,7 +38,7 @@ def slug(*parts: object) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(map(str, parts))).strip("-") or "plot"
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
     plt.close(fig)
@@ -68,7 +68,7 @@ def ef_vs_beta(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
                title=f"EF vs β — {dataset} · {model}")
         ax.legend(fontsize=7)
         title = f"EF vs β: {dataset} · {model} ({suite})"
-        out.append((title, _save(fig, out_dir / f"{slug('ef_vs_beta', suite, dataset, model)}.png")))
+        out.append((title, save_figure(fig, out_dir / f"{slug('ef_vs_beta', suite, dataset, model)}.png")))
     return out
 
 
@@ -100,7 +100,7 @@ def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Pat
             ax.set(xscale="log", xlabel="split factor", title=metric)
         axes[0][0].legend(fontsize=7)
         title = f"Agreement vs split factor: {dataset} · {model} · {act} ({suite})"
-        out.append((title, _save(fig, out_dir / f"{slug('agreement_vs_sf', suite, dataset, model, act)}.png")))
+        out.append((title, save_figure(fig, out_dir / f"{slug('agreement_vs_sf', suite, dataset, model, act)}.png")))
     return out
 
 
@@ -140,7 +140,7 @@ def metric_vs_sigma(rows: pd.DataFrame, out_dir: Path, metrics: Sequence[str] = 
             ax.set(xlabel="input noise σ relative to the input range (α)", title=f"{metric} (lower = better)")
         axes[0][0].legend(fontsize=7)
         title = f"Stability / fidelity vs σ: {dataset} · {model} · {act} ({suite})"
-        out.append((title, _save(fig, out_dir / f"{slug('sigma', suite, dataset, model, act)}.png")))
+        out.append((title, save_figure(fig, out_dir / f"{slug('sigma', suite, dataset, model, act)}.png")))
     return out
 
 
@@ -164,7 +164,7 @@ def power_spectra(rows: pd.DataFrame, spectra: pd.DataFrame, out_dir: Path) -> l
                title=f"Radial power spectra — {dataset} · {model} · {act}")
         ax.legend(fontsize=7)
         title = f"Radial power spectra: {dataset} · {model} · {act} ({suite})"
-        out.append((title, _save(fig, out_dir / f"{slug('spectra', suite, dataset, model, act)}.png")))
+        out.append((title, save_figure(fig, out_dir / f"{slug('spectra', suite, dataset, model, act)}.png")))
     return out
 
 
@@ -246,7 +246,7 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
             axes[0][j].set_title(job.method_label, fontsize=7)
         for ax in axes.ravel():
             ax.set_axis_off()
-        out.append((title, _save(fig, path)))
+        out.append((title, save_figure(fig, path)))
     return out, notes
 
 

@@ -1,62 +1,56 @@
-"""The board as Markdown: summary, one table per track, plots, legend and a DuckDB example.
+"""The board's content as a ``Document``: header, summary, one table per track, plots, legend and a DuckDB
+example. ``markdown`` writes it as ``leaderboard.md``, ``html`` as the static page; neither recomputes.
 
-The text depends only on the rows (its date is their latest ``created_at``, never the wall clock), so
+The content depends only on the rows (its date is their latest ``created_at``, never the wall clock), so
 regenerating from the same results gives the same bytes.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from bench import registry
+from bench.board.compute import Board, compute_board
 from bench.board.config import BoardConfig
-from bench.board.stats import CELL, TRACK, Board, compute_board, min_rank, with_training
+from bench.board.document import (
+    Anchors,
+    BulletList,
+    Cell,
+    Code,
+    Column,
+    Document,
+    Field,
+    Image,
+    Line,
+    Paragraph,
+    Section,
+    Span,
+    Table,
+)
+from bench.board.markdown import to_markdown
+from bench.board.sections import number, ordered_categories, reliability_sections, suite_sections, track_title
+from bench.board.significance import ordinary_rows
+from bench.board.stats import CELL, TRACK, with_training
 from bench.metrics.base import CATEGORIES
 from bench.run.results import digest
-
-
-# -- Markdown helpers -----------------------------------------------------------------------------------
-def escape_md(text: object) -> str:
-    """Make any string safe inside a Markdown table cell: no pipes, tags, code spans or newlines."""
-    s = html.escape(str(text), quote=False).replace("\\", "&#92;")  # & < > first, then \ (no escapes)
-    return (s.replace("|", "&#124;").replace("`", "&#96;").replace("\r", " ").replace("\n", " ")
-            .replace("*", "\\*").replace("_", "\\_").replace("[", "\\[").replace("]", "\\]"))
-
-
-def fence(text: str, lang: str = "") -> list[str]:
-    """A fenced code block longer than any backtick run inside ``text``."""
-    ticks = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
-    return [f"{ticks}{lang}", text, ticks]
-
-
-def track_name(track: Sequence[object], with_suite: bool) -> str:
-    suite, *rest = track
-    return " · ".join(escape_md(x) for x in ([suite] if with_suite else []) + rest if x != "")
 
 
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def _cell(r: pd.Series) -> str:
+def _cell(r: pd.Series) -> Cell:
     ci = f" ± {r['half']:.2g}" if np.isfinite(r["half"]) else ""
-    return f"{_fmt(r['value'])}{ci} ({r['rank']})"
+    group = f" {r['group']}" if r.get("group") else ""
+    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group})", number(r["value"]))
 
 
 def _arrow(direction: str) -> str:
     return "↑" if direction == "higher" else "↓"
-
-
-def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return [*lines, ""]
 
 
 def sql_literal(text: object) -> str:
@@ -79,104 +73,108 @@ def _shell_double_quoted(text: str) -> str:
     return '"' + re.sub(r'(["\\$`])', r"\\\1", text) + '"'
 
 
-def render(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: pd.DataFrame | None = None,
-           config: BoardConfig | None = None, sanity: Mapping[str, Mapping[str, float]] | None = None,
-           plots: Sequence[tuple[str, str]] = (), globs: Sequence[str] = (),
-           method_citations: Mapping[str, str] | None = None) -> str:
-    """The board as Markdown. ``plots``: (title, path relative to the board); ``globs``: the Parquet
-    row files (as the reader will type them) for the DuckDB example."""
+def render(rows: pd.DataFrame, suites: Sequence[str], command: str, **kwargs: object) -> str:
+    """The board as Markdown (``leaderboard.md``); arguments as :func:`board_document`."""
+    return to_markdown(board_document(rows, suites, command, **kwargs))
+
+
+def board_document(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: pd.DataFrame | None = None,
+                   config: BoardConfig | None = None, sanity: Mapping[str, Mapping[str, float]] | None = None,
+                   plots: Sequence[tuple[str, str]] = (), globs: Sequence[str] = (),
+                   method_citations: Mapping[str, str] | None = None, board: Board | None = None,
+                   cd_images: Mapping[str, str] | None = None) -> Document:
+    """The board's content, for either serialiser. ``plots``: (title, path relative to the Markdown
+    board); ``globs``: the Parquet row files (as the reader will type them) for the DuckDB example;
+    ``board``: the computed board if the caller has it (else computed here); ``cd_images``: suite → its
+    critical-difference diagram (path relative to the Markdown board)."""
     rows = with_training(rows)
     config = config or BoardConfig()
-    board = compute_board(rows, samples, config, sanity)
+    board = board or compute_board(rows, samples, config, sanity)
     cells, over = board.cells, board.overall
     with_suite = rows["suite"].nunique() > 1
     tracks = sorted(over.groupby(TRACK).groups)
     bootstrap_share = (cells["ci"] == "bootstrap").mean()
+    ids = Anchors()
 
-    lines = [f"# {escape_md(config.title)}", "", "<!-- generated by GradBench; never edit by hand -->", ""]
-    lines += _header(rows, suites, config)
-    lines += ["Regenerate this file (byte for byte, from the same results):", "", *fence(command, "sh"), ""]
-
-    lines += ["## Summary", "", "Overall score per track = mean of the method's category ranks (lower is better); "
-              "the summary ranks methods by the mean over the tracks they ran on. "
-              "⚠ = failed a randomisation sanity check (see the legend).", ""]
-    lines += _summary(board, tracks, with_suite)
-
-    for track in tracks:
-        lines += _track_section(rows, board, track, with_suite)
-
+    sections = [*suite_sections(board, cd_images or {}, ids),
+                *(_track_section(rows, board, t, with_suite, ids) for t in tracks),
+                *reliability_sections(board, with_suite, ids)]
     if plots:
-        lines += ["## Plots", ""]
-        for title, path in plots:
-            lines += [f"### {escape_md(title)}", "", f"![{escape_md(title)}]({quote(path)})", ""]
+        sections.append(Section(ids.new("plots"), "Plots", 2))
+        sections += [Section(ids.new("plot", title), title, 3, [Image(title, path)], suite=_plot_suite(title, rows))
+                     for title, path in plots]
+    sections += _legend(cells, config, sanity or {}, bootstrap_share, globs, method_citations or {}, ids)
+    return Document(config.title, _header(rows, suites, config), command, sections)
 
-    lines += _legend(cells, config, sanity or {}, bootstrap_share, globs, method_citations or {})
-    return "\n".join(lines).rstrip("\n") + "\n"
+
+def _plot_suite(title: str, rows: pd.DataFrame) -> str | None:
+    """Every plot's title ends with "(suite)" (bench.board.plots): the page filters plots by it."""
+    return next((s for s in sorted(rows["suite"].unique(), key=len, reverse=True)
+                 if title.endswith(f"({s})")), None)
 
 
-def _header(rows: pd.DataFrame, suites: Sequence[str], config: BoardConfig) -> list[str]:
+def _header(rows: pd.DataFrame, suites: Sequence[str], config: BoardConfig) -> list[Field]:
     created = str(rows["created_at"].max()) if "created_at" in rows and rows["created_at"].notna().any() else "unknown"
     versions = sorted({str(v) for v in rows.get("bench_version", pd.Series(dtype=str)).dropna() if v}) or ["unknown"]
     commits = sorted({str(v) for v in rows.get("git_commit", pd.Series(dtype=str)).dropna() if v}) or ["unknown"]
     return [
-        f"- Board version: **{escape_md(config.version)}**",
-        f"- Results digest: `sha256:{digest(rows)}`",
-        f"- Date: {escape_md(created)} (the latest result's timestamp)",
-        f"- GradBench: {', '.join(map(escape_md, versions))}; commit {', '.join(map(escape_md, commits))}",
-        f"- Suites: {', '.join(escape_md(s) for s in suites)}; jobs: {rows['job_id'].nunique()}; "
-        f"result rows: {len(rows)}",
-        "",
+        Field("Board version", (Span(config.version, "strong"),)),
+        Field("Results digest", (Span(f"sha256:{digest(rows)}", "code"),)),
+        Field("Date", (f"{created} (the latest result's timestamp)",)),
+        Field("GradBench", (f"{', '.join(versions)}; commit {', '.join(commits)}",)),
+        Field("Suites", (f"{', '.join(suites)}; jobs: {rows['job_id'].nunique()}; result rows: {len(rows)}",)),
     ]
 
 
-def _method_name(method: str, flagged: bool) -> str:
-    return escape_md(method) + (" ⚠" if flagged else "")
+def _method_cell(method: str, flagged: bool) -> Cell:
+    return Cell(method, method, "⚠" if flagged else None)
 
 
-def _summary(board: Board, tracks: list[tuple], with_suite: bool) -> list[str]:
-    over = board.overall
-    wide = over.pivot_table(index="method_label", columns=TRACK, values="overall", aggfunc="first")
-    mean = wide.mean(axis=1)
-    order = sorted(wide.index, key=lambda m: (round(mean[m], 9), m))
-    ranks = min_rank(mean)
-    flagged = {key[-1] for key in board.flags}
-    header = ["rank", "method", "mean overall", *(track_name(t, with_suite) for t in tracks)]
-    body = []
-    for m in order:
-        per = [f"{wide.loc[m, t]:.2f}" if t in wide.columns and pd.notna(wide.loc[m, t]) else "–" for t in tracks]
-        body.append([str(ranks[m]), _method_name(m, m in flagged), f"{mean[m]:.2f}", *per])
-    return _table(header, body)
-
-
-def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool) -> list[str]:
-    cells, cat, over, part = (_in_track(t, track) for t in (board.cells, board.categories, board.overall, rows))
+def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool, ids: Anchors) -> Section:
+    cells, cat, over, part, spend = (_in_track(t, track) for t in (board.cells, board.categories, board.overall,
+                                                                   ordinary_rows(rows), board.cost))
     metrics = sorted(cells["metric"].unique(), key=lambda m: (_category_order(cells, m), m))
-    categories = [c for c in [*CATEGORIES, *sorted(set(cat["category"]) - set(CATEGORIES))]
-                  if c in set(cat["category"])]
+    categories = ordered_categories(set(cat["category"]))
     directions = cells.groupby("metric")["direction"].first()
+    metric_category = cells.groupby("metric")["category"].first()
+    unreliable = {m: board.metric_flags[(*track, m)] for m in metrics if (*track, m) in board.metric_flags}
     acc = part["model_test_accuracy"].mean() if "model_test_accuracy" in part else float("nan")
     seeds = sorted(part["model_seed"].unique()) if "model_seed" in part else []
 
-    lines = [f"## {track_name(track, with_suite)}", "",
-             f"Model test accuracy {acc:.3f} (mean over training seeds: {', '.join(map(str, seeds))}); "
-             f"n = per-sample values per cell (inputs × training seeds).", ""]
-    header = ["method", "overall", *(f"{escape_md(c)} rank" for c in categories),
-              *(f"{escape_md(m)} {_arrow(directions[m])}" for m in metrics), "n"]
+    section = Section(ids.new("track", *track), track_title(track, with_suite), 2, suite=str(track[0]))
+    section.blocks.append(Paragraph([(
+        f"Model test accuracy {acc:.3f} (mean over training seeds: {', '.join(map(str, seeds))}); "
+        f"n = per-sample values per cell (inputs × training seeds).",)]))
+    columns = [Column("method"), Column("overall"), *(Column(f"{c} rank", category=c) for c in categories),
+               *(Column(f"{m} {_arrow(directions[m])}" + (" ⚑" if m in unreliable else ""),
+                        category=metric_category[m]) for m in metrics),
+               Column("n"), Column("maps/s"), Column("passes/map"), Column("device")]
+    cost = spend.set_index("method_label")
     body = []
     for o in over.sort_values(["overall", "method_label"]).itertuples(index=False):
         mine = cells[cells["method_label"] == o.method_label].set_index("metric")
         my_cat = cat[cat["method_label"] == o.method_label].set_index("category")["rank"]
         ns = sorted(set(mine["n"]))
         flagged = (*track, o.method_label) in board.flags
-        body.append([_method_name(o.method_label, flagged), f"{o.overall:.2f} ({o.rank})",
-                     *(str(my_cat[c]) if c in my_cat else "–" for c in categories),
-                     *(_cell(mine.loc[m]) if m in mine.index else "–" for m in metrics),
-                     "/".join(map(str, ns))])
-    lines += _table(header, body)
-    reasons = [(key[-1], why) for key, why in sorted(board.flags.items()) if key[:-1] == tuple(track)]
-    for method, why in reasons:
-        lines.append(f"⚠ {escape_md(method)}: {escape_md('; '.join(why))}")
-    return lines + ([""] if reasons else [])
+        body.append([_method_cell(o.method_label, flagged), Cell(f"{o.overall:.2f} ({o.rank})", number(o.overall)),
+                     *(Cell(str(my_cat[c]), int(my_cat[c])) if c in my_cat else Cell("–") for c in categories),
+                     *(_cell(mine.loc[m]) if m in mine.index else Cell("–") for m in metrics),
+                     Cell("/".join(map(str, ns)), int(ns[0]) if ns else None),
+                     *_cost_cells(cost.loc[o.method_label] if o.method_label in cost.index else None)])
+    section.blocks.append(Table(ids.new(section.id, "table"), columns, body))
+    notes = [(f"⚑ {m}: {'; '.join(why)}",) for m, why in unreliable.items()]
+    notes += [(f"⚠ {key[-1]}: {'; '.join(why)}",)
+              for key, why in sorted(board.flags.items()) if key[:-1] == tuple(track)]
+    if notes:
+        section.blocks.append(Paragraph(notes))
+    return section
+
+
+def _cost_cells(c: pd.Series | None) -> list[Cell]:
+    if c is None:
+        return [Cell("–"), Cell("–"), Cell("–")]
+    return [Cell(f"{c['maps_per_second']:.3g}", number(c["maps_per_second"])),
+            Cell(f"{c['passes_per_map']:.3g}", number(c["passes_per_map"])), Cell(str(c["devices"]), str(c["devices"]))]
 
 
 def _in_track(table: pd.DataFrame, track: Sequence[object]) -> pd.DataFrame:
@@ -189,59 +187,78 @@ def _category_order(cells: pd.DataFrame, metric: str) -> int:
 
 
 def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mapping[str, float]],
-            bootstrap_share: float, globs: Sequence[str], method_citations: Mapping[str, str]) -> list[str]:
+            bootstrap_share: float, globs: Sequence[str], method_citations: Mapping[str, str],
+            ids: Anchors) -> list[Section]:
     level = f"{100 * config.confidence:g}%"
-    lines = ["## Legend", "",
-             f"- Cell: mean ± half-width of the {level} confidence interval (rank). The mean is over training "
-             "seeds of the per-job mean over test inputs.",
-             f"- CI: percentile bootstrap, {config.bootstrap_resamples} resamples, seeded per cell (base seed "
-             f"{config.bootstrap_seed}); with several training seeds it is nested: seeds are resampled, then "
-             "inputs within each seed."
-             + ("" if bootstrap_share == 1 else " Cells without per-sample values use mean ± z·stderr (normal "
-                "approximation)."),
-             f"- Rank (per metric, ↑ higher / ↓ lower is better): the best mean leads; every method whose {level} "
-             "CI overlaps the leader's shares its rank; the next best remaining method leads the next group; "
-             "ranks skip by group size (1, 1, 3, …).",
-             "- Category rank: methods ranked by their mean metric rank within the category. Overall: mean of "
-             "the category ranks (lower is better).",
-             ]
+    items: list[Line] = [
+        (f"Cell: mean ± half-width of the {level} confidence interval (rank). The mean is over training "
+         "seeds of the per-job mean over test inputs.",),
+        (f"CI: percentile bootstrap, {config.bootstrap_resamples} resamples, seeded per cell (base seed "
+         f"{config.bootstrap_seed}); with several training seeds it is nested: seeds are resampled, then "
+         "inputs within each seed."
+         + ("" if bootstrap_share == 1 else " Cells without per-sample values use mean ± z·stderr (normal "
+            "approximation)."),),
+        (f"Rank (per metric, ↑ higher / ↓ lower is better): 1 + the number of methods significantly better, "
+         "from paired two-sided Wilcoxon signed-rank tests (Pratt's zeros) on the per-sample values both methods "
+         "have on the same inputs and training seeds, Holm-corrected over the metric's method pairs at "
+         f"α = {config.alpha:g}; letters: methods sharing a letter are not significantly different (compact "
+         "letter display). A rank may contradict the order of the means: the test ranks paired differences. "
+         "ΔEF is tested on each job's values signed by its mean (their mean is the |mean| shown); the "
+         "information level on per-image AUCs. Where a pair shares fewer than 6 inputs or values are missing, "
+         "the metric keeps the CI-overlap rank (no letters): methods whose CIs overlap the leader's share "
+         "its rank. The pairs are (input, training seed) units treated as independent: the test speaks for "
+         "these inputs on these trained models.",),
+        ("Category rank: methods ranked by their mean metric rank within the category. Overall: mean of "
+         "the category ranks (lower is better).",),
+        ("Summary per suite: only methods present on every track of the suite. Per category, the blocks are "
+         "(track, metric) pairs; overall, (track, category) pairs ranked by mean metric rank, so every "
+         "category weighs the same. Cells: the mean Friedman rank (1 = best), in brackets the Nemenyi rank "
+         f"(1 + the number of methods better by at least the critical difference at α = {config.alpha:g}; all "
+         "1 where Friedman does not reject). The blocks share models and inputs, unlike the independent data "
+         "sets Demšar's procedure assumes.",),
+        ("Cost: maps per second (inputs explained per second of the method's own time, summed over its jobs) "
+         "and model passes (forward or backward) per map, on the device named.",),
+    ]
     rules = sorted({f"{k.rsplit('_', 1)[0]} {'≤' if k.endswith('_max') else '≥'} {v:g}"
                     for s in sanity.values() for k, v in s.items()})
-    lines.append("- ⚠ Randomisation sanity check: " + (
-        f"a method is marked when it breaks a suite's [sanity] bound ({escape_md(', '.join(rules))}): its map "
-        "survives weight randomisation, so it explains little about the model."
-        if rules else "no [sanity] bounds declared by the suites shown."))
-    lines.append("")
-    return lines + _metric_table(cells) + _method_table(cells, method_citations) + _reproduce(cells, globs)
+    bound = Span("[sanity]", "verbatim")  # the suite file's table name, written as typed
+    items.append(("⚠ Randomisation sanity check: a method is marked when it breaks a suite's ", bound,
+                  f" bound ({', '.join(rules)}): its map survives weight randomisation, so it explains little "
+                  "about the model.") if rules else
+                 ("⚠ Randomisation sanity check: no ", bound, " bounds declared by the suites shown."))
+    out = [Section(ids.new("legend"), "Legend", 2, [BulletList(items)]), _metric_table(cells, ids),
+           _method_table(cells, method_citations, ids)]
+    return out + _reproduce(cells, globs, ids)
 
 
-def _metric_table(cells: pd.DataFrame) -> list[str]:
+def _metric_table(cells: pd.DataFrame, ids: Anchors) -> Section:
     body = []
     for m, g in cells.groupby("metric", sort=True):
         entry = registry.metrics.get(m) if m in registry.metrics else None
-        body.append([escape_md(m), f"{_arrow(g['direction'].iloc[0])} {escape_md(g['direction'].iloc[0])}",
-                     escape_md(g["category"].iloc[0]), escape_md(entry.description if entry else ""),
-                     escape_md(entry.citation if entry else "")])
-    return ["### Metrics", "", *_table(["metric", "direction", "category", "description", "citation"], body)]
+        direction, category = g["direction"].iloc[0], g["category"].iloc[0]
+        body.append([Cell(m, m), Cell(f"{_arrow(direction)} {direction}", direction), Cell(category, category),
+                     *(Cell(t, t) for t in (entry.description if entry else "", entry.citation if entry else ""))])
+    columns = [Column(c) for c in ("metric", "direction", "category", "description", "citation")]
+    return Section(ids.new("metrics"), "Metrics", 3, [Table(ids.new("metrics", "table"), columns, body)])
 
 
-def _method_table(cells: pd.DataFrame, method_citations: Mapping[str, str]) -> list[str]:
+def _method_table(cells: pd.DataFrame, method_citations: Mapping[str, str], ids: Anchors) -> Section:
     body = []
     for m, g in cells.groupby("method_label", sort=True):
         base = g["method_label"].iloc[0]
         name = base.split("(", 1)[0]
         cite = method_citations.get(name) or (registry.methods.get(name).citation if name in registry.methods else "")
-        body.append([escape_md(m), escape_md(cite)])
-    return ["### Methods", "", *_table(["method", "citation"], body)]
+        body.append([Cell(m, m), Cell(cite, cite)])
+    table = Table(ids.new("methods", "table"), [Column("method"), Column("citation")], body)
+    return Section(ids.new("methods"), "Methods", 3, [table])
 
 
-def _reproduce(cells: pd.DataFrame, globs: Sequence[str]) -> list[str]:
+def _reproduce(cells: pd.DataFrame, globs: Sequence[str], ids: Anchors) -> list[Section]:
     if not globs or not len(cells):
         return []
     first = cells.sort_values(CELL).iloc[0]
     sql = cell_query(first, globs)
-    return ["### Reproduce a cell", "",
-            f"The mean of any cell is one DuckDB query over the Parquet rows; e.g. the "
-            f"{escape_md(first['method_label'])} / {escape_md(first['metric'])} cell of "
-            f"{track_name([first[c] for c in TRACK], True)} ({_fmt(first['value'])}):", "",
-            *fence(f"duckdb -c {_shell_double_quoted(sql)}", "sh"), ""]
+    text = (f"The mean of any cell is one DuckDB query over the Parquet rows; e.g. the {first['method_label']} / "
+            f"{first['metric']} cell of {track_title([first[c] for c in TRACK], True)} ({_fmt(first['value'])}):")
+    return [Section(ids.new("reproduce"), "Reproduce a cell", 3,
+                    [Paragraph([(text,)]), Code(f"duckdb -c {_shell_double_quoted(sql)}", "sh")])]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -204,24 +203,6 @@ def sanity_failures(table: pd.DataFrame, thresholds: Mapping[str, Mapping[str, f
                 out.setdefault((*track, r.method_label), []).append(
                     f"{metric} {r.value:.3g} {'>' if bound == 'max' else '<'} {limit:g}")
     return out
-
-
-@dataclass(frozen=True)
-class Board:
-    """Everything the Markdown shows, computed once from the rows."""
-
-    cells: pd.DataFrame  # aggregate + rank
-    categories: pd.DataFrame
-    overall: pd.DataFrame
-    flags: dict[tuple, list[str]]
-
-
-def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, config: BoardConfig | None = None,
-                  sanity: Mapping[str, Mapping[str, float]] | None = None) -> Board:
-    """Cells with CIs and ranks, category and overall ranks, and sanity flags."""
-    cells = rank(aggregate(rows, samples, config))
-    cat = category_ranks(cells)
-    return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}))
 
 
 # -- paired bootstrap (claims) ------------------------------------------------------------------

@@ -6,6 +6,7 @@ from bench.metrics import (  # noqa: F401  (registration)
     faithfulness,
     fidelity,
     information,
+    localisation,
     noise,
     quantus_adapter,
     randomisation,

@@ -1,4 +1,4 @@
-"""The one path from a recipe to a model on a device: build, train or load, prepare.
+"""The one path from a recipe to a model on a device: build, train or load, (perturb,) prepare.
 
 Every caller that needs a recipe's model — the runner, the cost probe, submission validation,
 the board's saliency grids, ``bench train`` — comes through here, so every caller gets the same
@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from bench import registry
 from bench.data import ImageDataset, load_dataset
-from bench.models.train import Recipe, TrainedModel, checkpoint_path, train, weights_digest
+from bench.models import perturb
+from bench.models.perturb import perturbed_path
+from bench.models.train import (
+    Recipe,
+    TrainedModel,
+    _accuracy,
+    checkpoint_path,
+    held_out_set,
+    train,
+    training_numerics,
+    weights_digest,
+)
 from bench.models.zoo import build_model
 
 # Whether models with 2-D convolutions run channels_last on a device type (oneDNN's NHWC kernels:
@@ -85,21 +97,61 @@ def untrained_model(recipe: Recipe, device: str | torch.device = "cpu",
 
 
 def trained_model(recipe: Recipe, device: str | torch.device = "cpu", progress: bool = True,
-                  data_root: str | Path | None = None) -> TrainedModel:
+                  data_root: str | Path | None = None, perturbation: str = "") -> TrainedModel:
     """The recipe's trained model, prepared for ``device``: loaded from the cache, or trained (resuming a
-    killed run) and cached first. A fresh training returns what a cache hit returns, byte for byte."""
+    killed run) and cached first. A fresh training returns what a cache hit returns, byte for byte.
+
+    ``perturbation``: a spec of :mod:`bench.models.perturb` (``perturb.DEFAULT_SPEC``): the trained
+    model with that minor weight noise, its accuracies the perturbed model's; cached like the
+    trained weights (made from them on the first call)."""
     device = torch.device(device)
     data = recipe_data(recipe, data_root)
     path = checkpoint_path(recipe)
     if not path.exists():
         train(recipe, data, initial_model(recipe, data, pretrained=True), device, progress)
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if perturbation:
+        ckpt = perturbed_checkpoint(recipe, data, ckpt, perturbation, device)
     model = initial_model(recipe, data)  # the skeleton the cached weights go into
     model.load_state_dict(ckpt["state_dict"])
     digest = ckpt.get("weights_digest") or weights_digest(ckpt["state_dict"])  # older checkpoints: compute
     return TrainedModel(prepare_model(model.to(device), device), recipe, ckpt["accuracy"], ckpt["epochs"],
                         ckpt["test_accuracy"], ckpt.get("precision", "fp32"), tuple(ckpt.get("history", ())),
-                        ckpt.get("train_accuracy"), digest)
+                        ckpt.get("train_accuracy"), digest, ckpt.get("perturbation", ""),
+                        ckpt.get("perturbation_sigma"))
+
+
+def perturbed_checkpoint(recipe: Recipe, data: ImageDataset, trained: dict[str, Any], spec: str,
+                         device: torch.device) -> dict[str, Any]:
+    """The cached checkpoint of the trained weights ``trained`` under the perturbation ``spec``, made
+    (σ searched on the held-out set, on ``device``, under training's fixed numerics) and cached first."""
+    path = perturbed_path(recipe, spec)
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=False)
+    sigma = perturb.parse(spec)
+    model = prepare_model(initial_model(recipe, data).to(device), device)
+    x_ho, y_ho = (t.to(device) for t in held_out_set(recipe, data))
+
+    def held_out_accuracy(state: dict[str, torch.Tensor]) -> float:
+        model.load_state_dict(state)
+        return _accuracy(model, x_ho, y_ho)
+
+    label = f"{recipe.architecture}/{recipe.activation} on {recipe.dataset} seed {recipe.seed}"
+    with training_numerics():
+        found = perturb.search_sigma(held_out_accuracy, trained["state_dict"], perturb.draw_noise(model, recipe),
+                                     sigma, label)
+        model.load_state_dict(found.state_dict)
+        test_accuracy = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
+    checkpoint = {
+        "state_dict": found.state_dict, "recipe": recipe.to_json(), "accuracy": found.accuracy,
+        "test_accuracy": test_accuracy, "train_accuracy": None,  # not measured on the perturbed weights
+        "epochs": trained["epochs"], "precision": trained.get("precision", "fp32"),
+        "history": trained.get("history", ()), "weights_digest": weights_digest(found.state_dict),
+        "perturbation": spec, "perturbation_sigma": found.sigma, "halvings": found.halvings,
+        "original_accuracy": found.original_accuracy,
+        "original_weights_digest": trained.get("weights_digest") or weights_digest(trained["state_dict"])}
+    perturb.save_perturbed(path, checkpoint)
+    return checkpoint
 
 
 def recipe_from_json(text: str) -> Recipe:

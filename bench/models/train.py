@@ -107,6 +107,10 @@ class TrainedModel:
     history: tuple[float, ...] = ()  # held-out accuracy after each epoch
     train_accuracy: float | None = None  # on the images it trained on (None: cached before it was stored)
     weights_digest: str = ""  # weights_digest() of the trained weights, as cached
+    # A minor weight perturbation of the trained model (bench.models.perturb; "" for the model as trained):
+    # its canonical spec and the σ it used after the accuracy-preserving search; accuracies are the perturbed model's.
+    perturbation: str = ""
+    perturbation_sigma: float | None = None
 
 
 _CACHE_OVERRIDE: list[Path] = []  # use_cache's stack: a folder passed explicitly, not through os.environ
@@ -145,7 +149,8 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
     for key in sorted(state_dict):
         t = state_dict[key].detach().cpu().contiguous()
         h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1): a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
 
 
@@ -257,13 +262,22 @@ class _Progress:
     reached: bool = False  # the cap was passed (at an epoch end or a mid-epoch check)
 
 
+def _n_fit(n_train: int) -> int:
+    """Training images before the held-out tail (the last HELD_OUT_FRACTION, at least one)."""
+    return n_train - max(1, int(round(n_train * HELD_OUT_FRACTION)))
+
+
+def held_out_set(recipe: Recipe, data: ImageDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out tail the recipe's accuracy cap is checked on (inputs shifted as it trains), on the CPU."""
+    n_fit = _n_fit(len(data.x_train))
+    return data.x_train[n_fit:] + recipe.input_shift, data.y_train[n_fit:]
+
+
 def _training_data(recipe: Recipe, data: ImageDataset, device: torch.device) -> _TrainingData:
     # The held-out tail is carved off before the split, so every split factor is capped on the
     # same images; match_steps makes an epoch as many draws as one pass over the whole fit set.
     x_all, y_all = data.x_train + recipe.input_shift, data.y_train
-    n = len(x_all)
-    n_held = max(1, int(round(n * HELD_OUT_FRACTION)))
-    n_fit = n - n_held
+    n_fit = _n_fit(len(x_all))
     part = split_indices(y_all[:n_fit], recipe.split_factor, recipe.split_index, recipe.split_seed)
     if recipe.split_factor == 1:  # the whole set: a view, not a copy
         x_tr, y_tr = x_all[:n_fit].to(device), y_all[:n_fit].to(device)

@@ -9,6 +9,8 @@ Layout of ``results/<suite>/``:
     _<table>/<job_id>.parquet   side tables the job's metrics declare and emit, e.g. _spectra (ef's mean
                                 radial power spectrum per job, for plots)
     _failures/<job_id>.json     error type and message of a failed job
+    _maps/<job_id>.json         with ``bench run --save-maps``: the job's maps, in ``_maps/<sha256>.npz``
+                                (bench.run.maps; ``bench score`` reads them)
     _claims/<job_id>.claim      a runner is computing the job now (pid, host, time); removed when its
                                 files are written, so concurrent runners on one folder split the work
 Folders start with ``_`` so that pyarrow's dataset discovery (pandas, DuckDB globs) skips them.
@@ -51,6 +53,9 @@ ROW_SCHEMA = pa.schema([
     ("git_commit", pa.string()), ("created_at", pa.string()),
     ("n_constant_maps", pa.int64()),  # inputs left out of every metric: their map was constant
     ("model_weights_digest", pa.string()),  # bench.models.train.weights_digest of the model's weights
+    # "" for a job on the model as trained; else the spec of its minor weight perturbation (a suite's
+    # noise_resilience, bench.models.perturb) and the σ the accuracy-preserving search used
+    ("model_perturbation", pa.string()), ("model_perturbation_sigma", pa.float64()),
 ])
 REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "method_label", "metric",
             "value", "stderr", "n", "direction", "category")
@@ -261,10 +266,29 @@ def load_rows(*roots: Path | str) -> pd.DataFrame:
             if missing:
                 raise ResultsError(f"{f} lacks column(s) {', '.join(missing)}; it was written by another "
                                    f"schema: delete it and rerun 'bench run {_name(root)}'")
+            if "model_perturbation" not in frame.columns:  # written before the column existed: ordinary rows
+                frame["model_perturbation"] = ""
             frames.append(frame)
     if not frames:
         raise ResultsError(f"no result rows in {', '.join(map(str, roots))}; run 'bench run SUITE' first")
     return pd.concat(frames, ignore_index=True)
+
+
+def _perturbed(rows: pd.DataFrame) -> pd.Series:
+    if "model_perturbation" not in rows.columns:
+        return pd.Series(False, index=rows.index)
+    return rows["model_perturbation"].fillna("").astype(str) != ""
+
+
+def ordinary_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of jobs on models as trained: what rankings and claims are made of (a frame without
+    the ``model_perturbation`` column has only those)."""
+    return rows[~_perturbed(rows)]
+
+
+def perturbed_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of jobs on minor weight perturbations of the models (a suite's ``noise_resilience``)."""
+    return rows[_perturbed(rows)]
 
 
 def load_samples(*roots: Path | str) -> pd.DataFrame:

@@ -34,6 +34,10 @@ from bench.provenance import (
     resolve_device,
 )
 from bench.run.cost import PassCounter
+from bench.run.maps import MapsFile
+from bench.run.maps import for_job as maps_for_job
+from bench.run.maps import has as has_maps
+from bench.run.maps import write as write_maps
 from bench.run.results import ResultStore, SideRows, join
 from bench.suite import Suite
 
@@ -67,7 +71,20 @@ def constant_maps(maps: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class _Explained:
+class JobInputs:
+    """A job's batch before explaining: its model, inputs, targets and masks on the device."""
+
+    model: nn.Module  # scored as the job asks (logit or log-softmax)
+    trained: TrainedModel
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor
+    masks: torch.Tensor | None
+    x_range: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Explained:
     """A job's batch as the metrics see it: constant maps' inputs left out, with what explaining cost."""
 
     x: torch.Tensor
@@ -84,50 +101,69 @@ class _Explained:
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
                  chunk_size: int | None = None, progress: bool = True, fast: bool = False,
-                 data_root: Path | str | None = None):
+                 data_root: Path | str | None = None, save_maps: str | None = None):
         self.results_root = results_root  # a local folder or a URI (bench.run.results.join joins both)
         self.device = resolve_device(device)
         self.fast = fast  # TF32 on CUDA while a job runs (allow_tf32); recorded in the rows
         self.chunk_size = chunk_size
         self.progress = progress
         self.data_root = data_root  # where dataset files lie (None: $GRADBENCH_DATA or the cache)
-        self._models: dict[str, TrainedModel] = {}
+        self.save_maps = save_maps  # a dtype (bench.run.maps.DTYPES): write each job's maps beside its rows
+        self._models: dict[tuple[str, str], TrainedModel] = {}
 
-    def model_for(self, recipe) -> TrainedModel:
-        if recipe.hash not in self._models:
-            self._models[recipe.hash] = trained_model(recipe, self.device, progress=self.progress,
-                                                      data_root=self.data_root)
-        return self._models[recipe.hash]
+    def model_for(self, recipe, perturbation: str = "") -> TrainedModel:
+        """The recipe's trained model, or with ``perturbation`` its perturbed copy (bench.models.perturb)."""
+        key = (recipe.hash, perturbation)
+        if key not in self._models:
+            self._models[key] = trained_model(recipe, self.device, progress=self.progress,
+                                              data_root=self.data_root, perturbation=perturbation)
+        return self._models[key]
 
     def scored(self, recipe, output: str) -> nn.Module:
         """The recipe's trained model in eval mode, scores as the job asks, no parameter grads."""
         return scored_model(self.model_for(recipe).model, output)  # trained_model prepared it
 
-    def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, SideRows]]:
+    def job_inputs(self, job: Job) -> JobInputs:
+        """The job's model and test inputs on the device, with its targets (``bench score`` uses it too)."""
         data = recipe_data(job.recipe, self.data_root)
         if job.samples > len(data.x_test):
             raise ValueError(f"job asks for {job.samples} samples; {job.dataset} has {len(data.x_test)} test images")
-        trained = self.model_for(job.recipe)
+        # A perturbed job's model is the perturbed one; the twins metrics load stay as trained (load_model).
+        trained = self.model_for(job.recipe, job.model_perturbation)
         dev = self.device
         x, y = data.x_test[: job.samples].to(dev), data.y_test[: job.samples].to(dev)
         masks = data.masks_test[: job.samples].to(dev) if data.masks_test is not None else None
-        model = self.scored(job.recipe, job.output)
+        model = scored_model(trained.model, job.output)
         if job.target == "predicted":
             with torch.no_grad():  # not inference_mode: the target takes part in the gradient graphs
                 target = model(x).argmax(1)
         else:
             target = y
-        generator = torch.Generator(device=dev).manual_seed(job.seed)
-        x_range = (data.x_min.to(dev), data.x_max.to(dev))
+        return JobInputs(model, trained, x, y, target, masks, (data.x_min.to(dev), data.x_max.to(dev)))
+
+    def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, SideRows], MapsFile | None]:
+        """The job's rows, per-sample values and side tables, and its maps file when ``save_maps``."""
+        inputs = self.job_inputs(job)
+        generator = torch.Generator(device=self.device).manual_seed(job.seed)
         # Method.__call__ checks the maps (shape, dtype, device, finite), naming the job's label
         method = create_method(job.method, **job.method_params).labelled(job.method_label or job.method)
-        ex = self._explain(method, model, x, y, target, masks, x_range, generator)
-        ctx = MetricContext(model, ex.x, ex.y, ex.target, ex.maps, method, x_range, ex.masks, generator,
-                            self.chunk_size, recipe=job.recipe,
+        ex = self._explain(method, inputs.model, inputs.x, inputs.y, inputs.target, inputs.masks,
+                           inputs.x_range, generator)
+        saved = (maps_for_job(job, inputs.trained.weights_digest, ex.maps, ex.kept_inputs, ex.n_constant,
+                              generator, self.save_maps) if self.save_maps else None)
+        return *self.score_explained(job, inputs, ex, method, generator), saved
+
+    def score_explained(self, job: Job, inputs: JobInputs, ex: Explained, method: Any,
+                        generator: torch.Generator, metrics: tuple[MetricSpec, ...] | None = None
+                        ) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, SideRows]]:
+        """The job's metrics (or ``metrics``) on explained maps: the runner's own, or maps saved earlier
+        (``bench score``), which thus go through the very same context and rows."""
+        ctx = MetricContext(inputs.model, ex.x, ex.y, ex.target, ex.maps, method, inputs.x_range, ex.masks,
+                            generator, self.chunk_size, recipe=job.recipe,
                             load_model=lambda r: self.scored(r, job.output))
-        base = self._row_base(job, trained)
+        base = self._row_base(job, inputs.trained)
         rows, samples, tables = [], [], {}
-        for spec in job.metrics:
+        for spec in job.metrics if metrics is None else metrics:
             row, frame, metric = self._score(job, spec, ctx, base, ex)
             tables.update({t.name: t for t in metric.side_tables})
             rows.append(row)
@@ -139,7 +175,7 @@ class Runner:
 
     def _explain(self, method: Method, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  target: torch.Tensor, masks: torch.Tensor | None, x_range: tuple[torch.Tensor, torch.Tensor],
-                 generator: torch.Generator) -> _Explained:
+                 generator: torch.Generator) -> Explained:
         """The method's maps of the batch, timed and with its passes counted; inputs whose map is
         constant are left out of everything the metrics see."""
         dev = self.device
@@ -162,10 +198,10 @@ class Runner:
             sel = kept_inputs.to(dev)
             x, y, target, maps = x[sel], y[sel], target[sel], maps[sel]
             masks = masks[sel] if masks is not None else None
-        return _Explained(x, y, target, masks, maps, kept_inputs, n_constant, explain_s, passes.rows)
+        return Explained(x, y, target, masks, maps, kept_inputs, n_constant, explain_s, passes.rows)
 
     def _score(self, job: Job, spec: MetricSpec, ctx: MetricContext, base: dict[str, Any],
-               ex: _Explained) -> tuple[dict[str, Any], pd.DataFrame, Metric]:
+               ex: Explained) -> tuple[dict[str, Any], pd.DataFrame, Metric]:
         """One metric on the explained batch: its row (the aggregate and its standard error over the
         inputs it scored; NaN = excluded), the per-sample values, and the metric (its side tables)."""
         metric = create_metric(spec.name, **spec.params)
@@ -198,6 +234,7 @@ class Runner:
             "model_epochs": trained.epochs, "model_test_accuracy": trained.test_accuracy,
             "model_train_accuracy": trained.train_accuracy,
             "model_weights_digest": trained.weights_digest,
+            "model_perturbation": job.model_perturbation, "model_perturbation_sigma": trained.perturbation_sigma,
             "method": job.method, "method_label": job.method_label or job.method,
             "method_params": canonical_json(job.method_params), "seed": job.seed,
             "samples": job.samples, "target": job.target, "output": job.output,
@@ -221,7 +258,7 @@ class Runner:
             executor: str = "local", address: str | None = None, num_gpus: float | None = None) -> RunReport:
         store = self.store(suite)
         jobs = self.select(suite, pattern)
-        todo = [j for j in jobs if not store.has(j)]
+        todo = [j for j in jobs if not self._done(store, j)]
         report = RunReport(total=len(jobs), skipped=len(jobs) - len(todo))
         if dry_run:
             return report
@@ -230,7 +267,7 @@ class Runner:
             from bench.run.ray import run_on_ray
 
             task = partial(run_on_worker, results_root=str(self.results_root), chunk_size=self.chunk_size,
-                           fast=self.fast, data_root=self.data_root)
+                           fast=self.fast, data_root=self.data_root, save_maps=self.save_maps)
             outcomes = run_on_ray(task, todo, store, address, num_gpus if num_gpus is not None else suite.num_gpus,
                                   self.device, self.progress)
         elif executor == "local":
@@ -247,16 +284,22 @@ class Runner:
                 report.failed.append((job.label, error))
         return report
 
+    def _done(self, store: ResultStore, job: Job) -> bool:
+        """The job's rows exist (and, when saving maps, its maps: a job run without them runs again)."""
+        return store.has(job) and (not self.save_maps or has_maps(store, job.id))
+
     def run_job(self, job: Job, store: ResultStore) -> tuple[Job, str | None]:
         """Execute one job and write its rows, or its failure record; never raises. A job another live
         runner has claimed (or finished since this run listed its jobs) is left to it: error CLAIMED."""
         if not store.claim(job):
             return job, CLAIMED
         try:
-            if store.has(job):  # done by another runner between our listing and our claim
+            if self._done(store, job):  # done by another runner between our listing and our claim
                 return job, CLAIMED
             with allow_tf32(self.fast):  # TF32 changes gradients at the 1e-3 level: only when asked
-                rows, samples, side = self.execute(job)
+                rows, samples, side, saved = self.execute(job)
+            if saved is not None:  # before the rows: they mark the job done
+                write_maps(store, job.id, job.label, saved)
             store.write(job, rows, samples, side)
             return job, None
         except Exception as e:  # recorded; the other jobs go on
@@ -267,8 +310,8 @@ class Runner:
 
 
 def run_on_worker(job: Job, store_root: str, device: str, *, results_root: str, chunk_size: int | None,
-                  fast: bool, data_root: Path | str | None) -> tuple[Job, str | None]:
+                  fast: bool, data_root: Path | str | None, save_maps: str | None = None) -> tuple[Job, str | None]:
     """One job in a worker process (the Ray executor's task): a runner of its own, no progress bars."""
     runner = Runner(results_root, device=device, chunk_size=chunk_size, progress=False, fast=fast,
-                    data_root=data_root)
+                    data_root=data_root, save_maps=save_maps)
     return runner.run_job(job, ResultStore(store_root))

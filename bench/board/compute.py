@@ -1,0 +1,56 @@
+"""Everything the board shows, computed once from the rows: the one ``Board`` both serialisers read.
+
+Within a track, per metric: the cells' values and bootstrap CIs (``stats.aggregate``), ranks from
+paired Wilcoxon–Holm tests (``significance``; CI overlap where pairs are missing), category and
+overall ranks per track. Across a suite's tracks: Friedman + Nemenyi over the methods present on
+every track (``friedman``). Beside the scores: reactivity to the control methods, noise resilience,
+concordance of a category's metrics and each method's cost (``reliability``). Only ordinary rows
+(no ``model_perturbation``) are ranked; perturbed rows feed noise resilience alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.board.config import BoardConfig
+from bench.board.friedman import SuiteSummary, suite_summaries
+from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
+from bench.board.significance import ordinary_rows, paired_tests, rank_cells
+from bench.board.stats import aggregate, category_ranks, overall_ranks, sanity_failures, with_training
+
+
+@dataclass(frozen=True)
+class Board:
+    """The board's numbers. ``cells``: aggregate + ``rank``, ``group``, ``test``; ``flags``: sanity
+    (track…, method) → reasons; ``metric_flags``: (track…, metric) → why the metric is unreliable there."""
+
+    cells: pd.DataFrame
+    categories: pd.DataFrame
+    overall: pd.DataFrame
+    flags: dict[tuple, list[str]]
+    tests: pd.DataFrame
+    summary: SuiteSummary
+    reactivity: pd.DataFrame
+    noise: pd.DataFrame
+    concordance: pd.DataFrame
+    cost: pd.DataFrame
+    metric_flags: dict[tuple, list[str]]
+
+
+def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, config: BoardConfig | None = None,
+                  sanity: Mapping[str, Mapping[str, float]] | None = None) -> Board:
+    config = config or BoardConfig()
+    rows = with_training(rows)
+    ordinary = ordinary_rows(rows)
+    samples = samples if samples is not None else pd.DataFrame(columns=["job_id", "metric", "sample", "value"])
+    tests = paired_tests(ordinary, samples, config.alpha)
+    cells = rank_cells(aggregate(ordinary, samples, config), tests)
+    cat = category_ranks(cells)
+    react = reactivity(cells, tests)
+    nr = noise_resilience(rows, config.noise_resilience_max)
+    return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}), tests,
+                 suite_summaries(cells, config.alpha), react, nr, concordance(cells), cost(ordinary),
+                 metric_flags(react, nr))

@@ -1,0 +1,130 @@
+"""The board's cross-track parts as document sections: a summary per suite (Friedman + Nemenyi over
+the methods present on every track, with its critical-difference diagram) and the metric
+reliability tables (reactivity to controls, noise resilience, concordance)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench.board.compute import Board
+from bench.board.document import Anchors, Cell, Column, Image, Paragraph, Section, Table
+from bench.board.friedman import OVERALL
+from bench.board.reliability import CONTROLS, NOT_MEASURED, REFERENCE
+from bench.board.stats import TRACK
+from bench.metrics.base import CATEGORIES
+
+
+def number(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def track_title(track: Sequence[object], with_suite: bool) -> str:
+    suite, *rest = track
+    return " · ".join(str(x) for x in ([suite] if with_suite else []) + rest if x != "")
+
+
+def ordered_categories(present: set[str]) -> list[str]:
+    return [c for c in [*CATEGORIES, *sorted(present - set(CATEGORIES))] if c in present]
+
+
+def _p(p: float) -> str:
+    return "–" if not np.isfinite(p) else f"{p:.2g}"
+
+
+# -- summary per suite -------------------------------------------------------------------------------
+def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> list[Section]:
+    """One section per suite: its complete methods ranked per category and overall (mean Friedman rank,
+    Nemenyi rank in brackets), the tests behind them, the methods left out and the CD diagram."""
+    out = []
+    tests, ranks, left = board.summary.tests, board.summary.ranks, board.summary.left_out
+    for suite in sorted(set(tests["suite"])):
+        mine_tests = tests[tests["suite"] == suite].set_index("scope")
+        mine = ranks[ranks["suite"] == suite]
+        scopes = [*ordered_categories(set(mine_tests.index) - {OVERALL}), OVERALL]
+        wide = {s: mine[mine["scope"] == s].set_index("method_label") for s in scopes}
+        overall = wide[OVERALL].sort_values(["rank", "mean_rank"]).reset_index()
+        columns = [Column("rank"), Column("method"),
+                   *(Column(s if s != OVERALL else "overall", category=s if s != OVERALL else None) for s in scopes)]
+        body = [[Cell(str(int(r["rank"])), int(r["rank"])), Cell(r["method_label"], r["method_label"]),
+                 *(_rank_cell(wide[s], r["method_label"]) for s in scopes)] for _, r in overall.iterrows()]
+        section = Section(ids.new("summary", suite), f"Summary: {suite}", 2, suite=suite)
+        section.blocks.append(Table(ids.new("summary", suite, "table"), columns, body))
+        section.blocks.append(Paragraph([(_test_line(s, mine_tests.loc[s]),) for s in scopes]))
+        gone = left[left["suite"] == suite]
+        if len(gone):
+            section.blocks.append(Paragraph([(f"Left out (not on every track of {suite}): "
+                                              + "; ".join(f"{r.method_label} ({r.reason})"
+                                                          for r in gone.itertuples(index=False)),)]))
+        if suite in cd_images:
+            section.blocks.append(Image(f"Critical-difference diagram: {suite}", cd_images[suite]))
+        out.append(section)
+    return out
+
+
+def _rank_cell(scope: pd.DataFrame, method: str) -> Cell:
+    if method not in scope.index or not np.isfinite(scope.loc[method, "mean_rank"]):
+        return Cell("–")
+    r = scope.loc[method]
+    return Cell(f"{r['mean_rank']:.2f} ({int(r['rank'])})", number(r["mean_rank"]))
+
+
+def _test_line(scope: str, t: pd.Series) -> str:
+    what = "overall (blocks: track × category)" if scope == OVERALL else f"{scope} (blocks: track × metric)"
+    if not np.isfinite(t["chi2"]):
+        return f"{what}: {int(t['blocks'])} block(s), {int(t['methods'])} methods — too few to test."
+    return (f"{what}: Friedman χ² = {t['chi2']:.3g}, p = {_p(t['p'])} over {int(t['blocks'])} blocks, "
+            f"{int(t['methods'])} methods; Nemenyi CD = {t['cd']:.2f}")
+
+
+# -- reliability --------------------------------------------------------------------------------------
+def reliability_sections(board: Board, with_suite: bool, ids: Anchors) -> list[Section]:
+    """"Metric reliability": per (track, metric) the controls' verdicts and noise resilience, flagged
+    metrics marked; and Kendall's W of each category's metrics per track."""
+    react = board.reactivity.set_index([*TRACK, "metric"])
+    nr = board.noise.set_index([*TRACK, "metric"]) if len(board.noise) else None
+    categories = board.cells.groupby([*TRACK, "metric"])["category"].first()
+    columns = [Column("track"), Column("metric"), Column("category"),
+               *(Column(f"{REFERENCE} vs {c}") for c in CONTROLS), Column("noise resilience"), Column("reliable")]
+    body = []
+    for key in sorted(react.index):
+        r = react.loc[key]
+        flags = board.metric_flags.get(tuple(key), [])
+        noise = nr.loc[key] if nr is not None and key in nr.index else None
+        body.append([Cell(track_title(key[:-1], with_suite), track_title(key[:-1], True)), Cell(key[-1], key[-1]),
+                     Cell(str(categories.get(key, "")), str(categories.get(key, ""))),
+                     *(_verdict(r, c) for c in CONTROLS),
+                     Cell(f"{noise['nr']:.2g}", number(noise["nr"])) if noise is not None else Cell(NOT_MEASURED),
+                     Cell("no ⚑" if flags else "yes", 0 if flags else 1)])
+    main = Section(ids.new("reliability"), "Metric reliability", 2, [
+        Paragraph([(f"Can a metric tell an explanation from noise on this track? {REFERENCE} vs a control: the "
+                    "paired Wilcoxon–Holm verdict (Holm-adjusted p) — a metric that does not rank "
+                    f"{REFERENCE} significantly above {CONTROLS[0]} is flagged ⚑. Noise resilience: mean change "
+                    "of a method's score when the model's weights get a minor perturbation that leaves its "
+                    "accuracy unchanged (±1 point), over the spread of the scores across methods; flagged above "
+                    "the board's threshold. ⚑ marks the metric's column in the track tables.",)]),
+        Table(ids.new("reliability", "table"), columns, body)])
+    return [main, _concordance_section(board, with_suite, ids)]
+
+
+def _verdict(r: pd.Series, control: str) -> Cell:
+    verdict = str(r[f"vs_{control}"])
+    if verdict == NOT_MEASURED:
+        return Cell(verdict)
+    p = r[f"p_{control}"]
+    return Cell(verdict + (f" (p = {_p(p)})" if np.isfinite(p) else " (CI)"), verdict)
+
+
+def _concordance_section(board: Board, with_suite: bool, ids: Anchors) -> Section:
+    w = board.concordance
+    body = [[Cell(track_title([getattr(r, c) for c in TRACK], with_suite)), Cell(r.category, r.category),
+             Cell(str(r.metrics), int(r.metrics)), Cell(f"{r.w:.2f}", number(r.w)), Cell(_p(r.p), number(r.p))]
+            for r in w.itertuples(index=False)]
+    columns = [Column("track"), Column("category"), Column("metrics"), Column("Kendall's W"), Column("p")]
+    return Section(ids.new("concordance"), "Agreement of a category's metrics", 3, [
+        Paragraph([("Kendall's W of the method rankings given by the metrics of one category on one track "
+                    "(1 = the metrics order the methods alike, 0 = no agreement; categories with one metric "
+                    "are not shown).",)]),
+        Table(ids.new("concordance", "table"), columns, body)])

@@ -1,4 +1,4 @@
-"""The default suite's real architectures: ResNet-18 (CIFAR stem) and the small ViT, as the suite builds them.
+"""The real architectures of the board: ResNet-18 (CIFAR stem) and the small ViT, as the suite builds them.
 
 Untrained models (structure only): Grad-CAM's automatic layer, the size of its maps, and the SP(β)
 swap — no ReLU left in the ResNet, no GELU in the ViT where ``replace = "all"`` asks for it.
@@ -20,20 +20,21 @@ from bench.models.activations import functional_relu_calls, remaining
 from bench.models.zoo import ModelError
 from bench.suite import load_suite
 
-SIDE = 32  # the default suite's shapes
+SUITE = "architectures"
+SIDE = 32  # the suite's shapes
 X = torch.randn(2, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
 Y = torch.tensor([0, 3])
 X_RANGE = (torch.full((3,), -2.0), torch.full((3,), 2.0))
 
 
 @functools.cache
-def default_jobs():
-    return load_suite("default").jobs
+def suite_jobs():
+    return load_suite(SUITE).jobs
 
 
 def suite_recipe(architecture: str, activation: str):
-    """The default suite's recipe of that model: the test follows the suite's configuration."""
-    return {(j.recipe.architecture, j.recipe.activation): j.recipe for j in default_jobs()}[(architecture, activation)]
+    """The suite's recipe of that model: the test follows the suite's configuration."""
+    return {(j.recipe.architecture, j.recipe.activation): j.recipe for j in suite_jobs()}[(architecture, activation)]
 
 
 @functools.cache
@@ -60,10 +61,10 @@ def gelu_calls(model: nn.Module, x: torch.Tensor, monkeypatch) -> int:
     return len(calls)
 
 
-def test_the_default_suite_runs_them_on_shapes_only():
-    jobs = default_jobs()
-    for arch in ("resnet18-cifar", "vit-tiny"):
-        assert {j.dataset for j in jobs if j.recipe.architecture == arch} == {"shapes"}
+def test_the_suite_runs_them_on_shapes_at_32():
+    recipes = [j.recipe for j in suite_jobs()]
+    assert {r.architecture for r in recipes} == {"resnet18-cifar", "vit-tiny"}
+    assert {(r.dataset, r.dataset_params.get("image_size", 32)) for r in recipes} == {("shapes", SIDE)}
 
 
 @pytest.mark.parametrize("architecture, activation, layer", [
@@ -104,7 +105,12 @@ def test_vit_gradcam_is_pytorch_grad_cams_with_the_class_token_dropped():
     assert (gh, gw) == (SIDE // model.patch_embed.patch_size[0],) * 2 and cam.abs().sum() > 0
 
 
-@pytest.mark.parametrize("activation", ["softplus:1", "softplus:10"])
+def resnet_sp_activations() -> list[str]:
+    acts = sorted({j.recipe.activation for j in suite_jobs() if j.recipe.architecture == "resnet18-cifar"})
+    return [a for a in acts if a.startswith("softplus:")]
+
+
+@pytest.mark.parametrize("activation", resnet_sp_activations())
 def test_resnet_sp_beta_leaves_no_relu(activation):
     model = suite_model("resnet18-cifar", activation)
     plain = suite_model("resnet18-cifar", "relu")

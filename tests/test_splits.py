@@ -52,7 +52,7 @@ def test_split_factor_suite_validates():
     s = load_suite("split-factor")
     assert sorted({j.recipe.split_factor for j in s.jobs}) == list(SPLIT_FACTORS)
     assert all(j.recipe.split_index == 0 and j.recipe.match_steps for j in s.jobs)
-    assert len(s.jobs) == 5 * (1 + 5 + 1)  # sf × (grad, 5 SmoothGrad σ, IG)
+    assert len(s.jobs) == 5 * (1 + 5 + 1 + 2)  # sf × (grad, 5 SmoothGrad σ, IG, the random and sobel controls)
 
 
 @pytest.mark.parametrize("name", ["generalization-small", "generalization-full"])

@@ -22,7 +22,6 @@ from torch import nn
 from bench import registry
 from bench.data import ImageDataset, load_dataset
 from bench.models import perturb
-from bench.models.perturb import perturbed_path
 from bench.models.train import (
     Recipe,
     TrainedModel,
@@ -125,7 +124,7 @@ def perturbed_checkpoint(recipe: Recipe, data: ImageDataset, trained: dict[str, 
                          device: torch.device) -> dict[str, Any]:
     """The cached checkpoint of the trained weights ``trained`` under the perturbation ``spec``, made
     (σ searched on the held-out set, on ``device``, under training's fixed numerics) and cached first."""
-    path = perturbed_path(recipe, spec)
+    path = perturb.perturbed_path(recipe, spec)
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=False)
     sigma = perturb.parse(spec)

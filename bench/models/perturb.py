@@ -22,6 +22,11 @@ are cached beside the trained ones (:func:`perturbed_path`), keyed by the recipe
 perturbation (spec, tolerance, halvings, PERTURBATION_VERSION), with the σ used and the perturbed
 model's accuracies. :func:`bench.models.build.trained_model` (``perturbation=spec``) is the one way
 to them.
+
+A job on a perturbed model (``Job.model_perturbation``) has the perturbed model in place of its own;
+the twins its metrics load (stability, consistency, invariance, split agreement) stay as trained, as
+MetaQuantus perturbs only the model it hands the metric: the metric's change is then the one this
+model's perturbation makes, not that of a pair perturbed twice.
 """
 
 from __future__ import annotations

@@ -234,3 +234,17 @@ def test_cd_diagram_is_written_and_byte_identical_on_redraw(tmp_path):
     made = suite_cd_diagrams(suite_summaries(_cells(blocks)), tmp_path, scopes=("complexity", "overall"))
     assert [(s, p.name) for s, _, p in made] == [("s", "cd_s_complexity.png"), ("s", "cd_s_overall.png")]
     assert [p.name for _, _, p in suite_cd_diagrams(suite_summaries(_cells(blocks)), tmp_path)] == ["cd_s_overall.png"]
+
+
+def test_track_cells_show_the_effect_against_the_leader():
+    from bench.board.markdown import to_markdown
+    from bench.board.render import board_document
+
+    base = np.random.default_rng(1).normal(size=(2, 30))
+    rows, samples = make_results({"best": base + 1e-3, "same": base})
+    rows = rows.assign(suite="s", created_at="2026-01-01", model_test_accuracy=0.9)
+    text = to_markdown(board_document(rows, ["s"], "bench leaderboard s", samples=samples, config=CONFIG))
+    best = next(line for line in text.splitlines() if line.startswith("| best |"))
+    same = next(line for line in text.splitlines() if line.startswith("| same |"))
+    assert "(1 a)" in best and "; r " not in best  # the leader has no effect against itself
+    assert "(2 b; r -1.00)" in same  # worse on every input: rank-biserial −1

@@ -43,10 +43,25 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def _cell(r: pd.Series) -> Cell:
+def _cell(r: pd.Series, effect: float | None = None) -> Cell:
     ci = f" ± {r['half']:.2g}" if np.isfinite(r["half"]) else ""
     group = f" {r['group']}" if r.get("group") else ""
-    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group})", number(r["value"]))
+    versus = f"; r {effect:+.2f}" if effect is not None and np.isfinite(effect) else ""
+    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group}{versus})", number(r["value"]))
+
+
+def _effects_vs_leader(cells: pd.DataFrame, tests: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(metric, method) → rank-biserial effect of the method against the metric's leader in the track
+    (rank 1, best mean; < 0: worse than the leader), from the paired tests."""
+    out = {}
+    for metric, g in cells.groupby("metric", sort=True):
+        sign = -1.0 if g["direction"].iloc[0] == "lower" else 1.0
+        leader = min(g.itertuples(index=False), key=lambda c: (c.rank, -sign * c.value, c.method_label)).method_label
+        for t in tests[tests["metric"] == metric].itertuples(index=False):
+            if leader in (t.method_a, t.method_b):
+                other = t.method_b if t.method_a == leader else t.method_a
+                out[(metric, other)] = -t.effect if t.method_a == leader else t.effect
+    return out
 
 
 def _arrow(direction: str) -> str:
@@ -150,6 +165,7 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
                         category=metric_category[m]) for m in metrics),
                Column("n"), Column("maps/s"), Column("passes/map"), Column("device")]
     cost = spend.set_index("method_label")
+    effects = _effects_vs_leader(cells, _in_track(board.tests, track))
     body = []
     for o in over.sort_values(["overall", "method_label"]).itertuples(index=False):
         mine = cells[cells["method_label"] == o.method_label].set_index("metric")
@@ -158,7 +174,8 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
         flagged = (*track, o.method_label) in board.flags
         body.append([_method_cell(o.method_label, flagged), Cell(f"{o.overall:.2f} ({o.rank})", number(o.overall)),
                      *(Cell(str(my_cat[c]), int(my_cat[c])) if c in my_cat else Cell("–") for c in categories),
-                     *(_cell(mine.loc[m]) if m in mine.index else Cell("–") for m in metrics),
+                     *(_cell(mine.loc[m], effects.get((m, o.method_label))) if m in mine.index else Cell("–")
+                       for m in metrics),
                      Cell("/".join(map(str, ns)), int(ns[0]) if ns else None),
                      *_cost_cells(cost.loc[o.method_label] if o.method_label in cost.index else None)])
     section.blocks.append(Table(ids.new(section.id, "table"), columns, body))
@@ -191,8 +208,10 @@ def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mappi
             ids: Anchors) -> list[Section]:
     level = f"{100 * config.confidence:g}%"
     items: list[Line] = [
-        (f"Cell: mean ± half-width of the {level} confidence interval (rank). The mean is over training "
-         "seeds of the per-job mean over test inputs.",),
+        (f"Cell: mean ± half-width of the {level} confidence interval (rank, letters; r = effect size against "
+         "the metric's leader in the track: matched-pairs rank-biserial correlation of the paired differences, "
+         "−1 … 1, negative = worse than the leader). The mean is over training seeds of the per-job mean over "
+         "test inputs.",),
         (f"CI: percentile bootstrap, {config.bootstrap_resamples} resamples, seeded per cell (base seed "
          f"{config.bootstrap_seed}); with several training seeds it is nested: seeds are resampled, then "
          "inputs within each seed."

@@ -19,7 +19,6 @@ from bench.board.config import BoardConfig, load_board_config
 from bench.board.html import relinker, to_html
 from bench.board.markdown import to_markdown
 from bench.board.render import board_document
-from bench.board.significance import ordinary_rows
 from bench.errors import GradBenchError, ResultsError
 from bench.run.results import (
     digest,
@@ -29,6 +28,7 @@ from bench.run.results import (
     join,
     load_rows,
     load_samples,
+    ordinary_rows,
     stale_jobs,
     write_file,
 )

@@ -18,8 +18,9 @@ import pandas as pd
 from bench.board.config import BoardConfig
 from bench.board.friedman import SuiteSummary, suite_summaries
 from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
-from bench.board.significance import ordinary_rows, paired_tests, rank_cells
+from bench.board.significance import paired_tests, rank_cells
 from bench.board.stats import aggregate, category_ranks, overall_ranks, sanity_failures, with_training
+from bench.run.results import ordinary_rows
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from bench.board.friedman import block_rank_matrix, friedman, kendall_w, oriented
-from bench.board.significance import PERTURBATION, ordinary_rows, perturbed_rows
 from bench.board.stats import TRACK, with_training
+from bench.run.results import PERTURBATION, ordinary_rows, perturbed_rows
 
 REFERENCE = "grad"
 CONTROLS = ("random", "sobel")

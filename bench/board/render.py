@@ -33,10 +33,9 @@ from bench.board.document import (
 )
 from bench.board.markdown import to_markdown
 from bench.board.sections import number, ordered_categories, reliability_sections, suite_sections, track_title
-from bench.board.significance import ordinary_rows
 from bench.board.stats import CELL, TRACK, with_training
 from bench.metrics.base import CATEGORIES
-from bench.run.results import digest
+from bench.run.results import digest, ordinary_rows
 
 
 def _fmt(v: float) -> str:

@@ -42,8 +42,8 @@ import pandas as pd
 from scipy.stats import rankdata, wilcoxon
 
 from bench.board.stats import TRACK, ci_ranks, with_training
+from bench.run.results import PERTURBATION, ordinary_rows  # noqa: F401  (PERTURBATION: re-exported)
 
-PERTURBATION = "model_perturbation"  # non-empty: the job ran on a perturbed copy of the model
 MIN_PAIRS = 6  # below it, even an exact two-sided Wilcoxon test cannot reach p < 0.05 (2/2^5 = 0.0625)
 ZERO_TOLERANCE = 1e-12  # relative: differences smaller than this times the values' scale are zeros
 WILCOXON = "wilcoxon-holm"
@@ -53,22 +53,6 @@ TEST_COLUMNS = [*TRACK, "metric", "method_a", "method_b", "pairs", "statistic", 
 
 
 # -- rows the board ranks ---------------------------------------------------------------------------
-def is_perturbed(rows: pd.DataFrame) -> pd.Series:
-    """Whether each row is a job on a perturbed model (a non-empty ``model_perturbation``)."""
-    if PERTURBATION not in rows:
-        return pd.Series(False, index=rows.index)
-    return rows[PERTURBATION].fillna("").astype(str) != ""
-
-
-def ordinary_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows ranking and aggregation use: jobs on the models as trained."""
-    return rows[~is_perturbed(rows)]
-
-
-def perturbed_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[is_perturbed(rows)]
-
-
 # -- the statistics ---------------------------------------------------------------------------------
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (Holm 1979): the i-th smallest of m is multiplied by

@@ -274,10 +274,13 @@ def load_rows(*roots: Path | str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+PERTURBATION = "model_perturbation"  # non-empty: the job ran on a perturbed copy of the model
+
+
 def _perturbed(rows: pd.DataFrame) -> pd.Series:
-    if "model_perturbation" not in rows.columns:
+    if PERTURBATION not in rows.columns:
         return pd.Series(False, index=rows.index)
-    return rows["model_perturbation"].fillna("").astype(str) != ""
+    return rows[PERTURBATION].fillna("").astype(str) != ""
 
 
 def ordinary_rows(rows: pd.DataFrame) -> pd.DataFrame:

@@ -205,12 +205,12 @@ def _read_parquet(data: bytes, sha: str, source: str) -> LoadedMaps:
 
 # -- the track ----------------------------------------------------------------------------------
 def tracks(suite: Suite) -> dict[str, Job]:
-    """A job of each model recipe of the suite (every job of a suite shares samples, seed, target,
+    """A job of each model the suite explains (every job of a suite shares samples, seed, target,
     output and metrics), by the name ``dataset/model[activation]/seedN`` (with the model hash when two
-    recipes share a name)."""
-    by_recipe: dict[str, Job] = {}
+    recipes share a name); a noise-resilience copy of a model is a track of its own, ``…/perturbed``."""
+    by_recipe: dict[tuple[str, str], Job] = {}
     for job in suite.jobs:
-        by_recipe.setdefault(job.recipe.hash, job)
+        by_recipe.setdefault((job.recipe.hash, job.model_perturbation), job)
     names = [j.label.rsplit("/", 1)[0] for j in by_recipe.values()]
     return {(n if names.count(n) == 1 else f"{n}#{j.recipe.hash[:8]}"): j
             for n, j in zip(names, by_recipe.values(), strict=True)}
@@ -223,9 +223,11 @@ def track_job(suite: Suite, loaded: LoadedMaps, pattern: str | None) -> tuple[st
     listing = ", ".join(known)
     if loaded.meta:
         m = loaded.meta
+        # The model perturbation too: maps of a perturbed copy scored on the trained model (or the
+        # reverse) would mix two models' numbers, ΔEF's grad maps and the maps' own.
         found = [(n, j) for n, j in known.items() if j.recipe.hash == m.get("model_hash") and
-                 (j.samples, j.seed, j.target, j.output) == (m.get("samples"), m.get("seed"), m.get("target"),
-                                                             m.get("output"))]
+                 (j.samples, j.seed, j.target, j.output, j.model_perturbation) ==
+                 (m.get("samples"), m.get("seed"), m.get("target"), m.get("output"), m.get("model_perturbation", ""))]
         if not found:
             raise MapsError(loaded.source, f"made by job {m.get('label')} (model {str(m.get('model_hash'))[:8]}, "
                                            f"{m.get('samples')} samples, seed {m.get('seed')}), which matches no "
@@ -246,7 +248,8 @@ def track_job(suite: Suite, loaded: LoadedMaps, pattern: str | None) -> tuple[st
 
 
 def _matches(pattern: str, name: str, job: Job) -> bool:
-    return fnmatch.fnmatchcase(name, pattern) or job.recipe.hash.startswith(pattern)
+    # A model hash prefix names the trained model's track, not its perturbed copy's.
+    return fnmatch.fnmatchcase(name, pattern) or (not job.model_perturbation and job.recipe.hash.startswith(pattern))
 
 
 # -- checks -------------------------------------------------------------------------------------

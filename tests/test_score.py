@@ -253,3 +253,29 @@ def test_prune_removes_the_maps_of_jobs_no_longer_in_the_suite(saved, tmp_path):
     left = sorted(p.name for p in (results / "tiny" / "_maps").iterdir())
     grad = saved["index"]["grad"]
     assert left == sorted([f"{grad['job_id']}.json", grad["file"]])
+
+
+def test_maps_of_a_perturbed_model_score_on_that_model(tmp_path, capsys):
+    """A noise-resilience job's maps belong to the perturbed copy: scored on the trained model instead,
+    ΔEF would take its grad maps from other weights (seen on the ViT: 1.9e-8 off, and a digest note)."""
+    suite = tmp_path / "noisy.toml"
+    text = tiny_suite_text(methods=("grad_x_input",), metrics=("ef", "delta_ef"))
+    suite.write_text(text.replace('seed = 0\n', 'seed = 0\nnoise_resilience = true\n', 1))
+    results = tmp_path / "results"
+    assert main(["run", str(suite), "--results", str(results), "--quiet", "--save-maps"]) == 0
+    rows = pd.read_parquet(results / "tiny")
+    perturbed = rows[rows["model_perturbation"] != ""]
+    job = perturbed["job_id"].iloc[0]
+    out = tmp_path / "scored.parquet"
+    code, _, err = _cli(["score", job, "--suite", str(suite), "--results", str(results), "--out", str(out),
+                         "--quiet"], capsys)
+    assert code == 0, err
+    assert "model weights" not in err  # no digest-mismatch note: the maps' own model was built
+    scored = pd.read_parquet(out).set_index("metric").sort_index()
+    expected = perturbed.set_index("metric").sort_index()
+    pd.testing.assert_frame_equal(scored[COMPARED], expected[COMPARED], check_exact=True)
+    assert set(scored["model_perturbation"]) == set(expected["model_perturbation"])
+    assert set(scored["model_weights_digest"]) == set(expected["model_weights_digest"])
+    code, _, err = _cli(["score", job, "--suite", str(suite), "--results", str(results), "--quiet",
+                         "--track", "shapes/cnn-small[relu]/seed0"], capsys)
+    assert code == 2 and "made on track shapes/cnn-small[relu]/seed0/perturbed" in err, err

@@ -11,7 +11,8 @@ A maps file is a plain ``.npz`` (``np.load(path)``, no pickle) with the arrays
                      whose map was constant are left out, as the runner leaves them out of every metric
     meta             a 0-d string holding JSON: format, job id and label, suite, method (label, name,
                      parameters), dataset (parameters), model (architecture, activation, seed, recipe
-                     hash, weights digest), seed, samples, target, output, dtype, n_constant_maps
+                     hash, weights digest), seed, samples, target, output, model_perturbation (empty:
+                     the trained model), dtype, n_constant_maps
     generator_state  uint8: the job's generator right after the method drew from it (metrics that
                      draw random numbers, e.g. faithfulness_correlation, continue from it)
 Its bytes depend only on the arrays (fixed zip timestamps), so a rerun that gives the same maps gives
@@ -133,7 +134,8 @@ def for_job(job: Job, weights_digest: str | None, maps: torch.Tensor, indices: t
             "dataset": r.dataset, "dataset_params": r.dataset_params, "model": r.architecture,
             "activation": r.activation, "model_seed": r.seed, "model_hash": r.hash,
             "model_weights_digest": weights_digest, "seed": job.seed, "samples": job.samples,
-            "target": job.target, "output": job.output, "n_constant_maps": n_constant,
+            "target": job.target, "output": job.output, "model_perturbation": job.model_perturbation,
+            "n_constant_maps": n_constant,
             "generator_device": generator.device.type}
     return encode(maps.detach().cpu().numpy(), indices.cpu().numpy(), meta, dtype,
                   generator.get_state().numpy())

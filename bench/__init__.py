@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import plugins  # noqa: F401  (installs the loaders of the built-in and entry-point plugins)
+from bench.numerics import pin_cpu_isa
+
+pin_cpu_isa()  # before any torch kernel runs: CPU numbers must not depend on the machine's AVX-512
+
+from bench import plugins  # noqa: E402, F401  (installs the loaders of the built-in and entry-point plugins)
 
 __version__ = "0.1.0"
 

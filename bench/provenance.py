@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import InputError
+from bench.numerics import PINNED_CAPABILITY
 
 DEVICE_TYPES = ("cpu", "cuda")
 PACKAGES = ("gradbench", "torch", "torchvision", "timm", "quantus", "numpy", "scipy", "pyarrow")
@@ -48,7 +49,11 @@ def git_commit() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    # The kernels' instruction set only when it is not the pinned one (bench.numerics), so that rows
+    # computed with the pinned kernels keep the name the published rows have.
+    capability = torch.backends.cpu.get_cpu_capability()
+    isa = "" if capability == PINNED_CAPABILITY else f", {capability}"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads{isa})"
 
 
 def resolve_device(spec: str) -> torch.device:

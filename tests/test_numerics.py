@@ -1,0 +1,59 @@
+"""CPU numerics are pinned to AVX2 (bench.numerics): the published rows reproduce from an empty cache on
+any machine with AVX2, AVX-512 ones included, and a run on other kernels says so in its rows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.numerics import PINNED_ENV, cpu_has_avx2
+from bench.suite import load_suite
+from bench.verify import verify
+
+REPO = Path(__file__).resolve().parent.parent
+needs_avx2 = pytest.mark.skipif(not cpu_has_avx2(), reason="this processor has no AVX2: nothing is pinned here")
+PROBE = ("import bench, torch; from bench.provenance import device_name; "
+         "print(torch.backends.cpu.get_cpu_capability(), '|', device_name(torch.device('cpu')))")
+
+
+def _probe(**env: str) -> tuple[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in PINNED_ENV} | env
+    out = subprocess.run([sys.executable, "-c", PROBE], env=clean, capture_output=True, text=True, check=True)
+    capability, device = out.stdout.strip().split(" | ")
+    return capability, device
+
+
+@needs_avx2
+def test_importing_bench_pins_avx2_and_the_device_name_stays_plain():
+    capability, device = _probe()
+    assert capability == "AVX2"
+    assert device.startswith("cpu (") and "AVX" not in device
+
+
+def test_a_users_choice_is_kept_and_named_in_the_rows():
+    capability, device = _probe(ATEN_CPU_CAPABILITY="default")
+    assert capability == "DEFAULT"
+    assert device.endswith(", DEFAULT)")
+
+
+def test_avx2_is_read_from_the_flags_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\nbugs\t\t: avx2_bug\n")
+    assert cpu_has_avx2(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx fma\nbugs\t\t: avx2\n")
+    assert not cpu_has_avx2(info)
+    assert not cpu_has_avx2(tmp_path / "absent")
+
+
+@needs_avx2
+@pytest.mark.skipif(any(os.environ.get(k, v) != v for k, v in PINNED_ENV.items()),
+                    reason="an instruction set other than the pinned one was asked for")
+def test_published_default_rows_reproduce_from_an_empty_cache():
+    """Two of default's jobs retrained and rerun from nothing give the committed weights and numbers
+    bit for bit (unpinned, an AVX-512 machine gave other weights for every model)."""
+    checks = verify(load_suite("default"), REPO / "results", sample=2)
+    assert [c.line(0.0) for c in checks if not c.equal(0.0)] == []

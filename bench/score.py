@@ -208,12 +208,12 @@ def tracks(suite: Suite) -> dict[str, Job]:
     """A job of each model the suite explains (every job of a suite shares samples, seed, target,
     output and metrics), by the name ``dataset/model[activation]/seedN`` (with the model hash when two
     recipes share a name); a noise-resilience copy of a model is a track of its own, ``…/perturbed``."""
-    by_recipe: dict[tuple[str, str], Job] = {}
+    by_model: dict[tuple[str, str], Job] = {}
     for job in suite.jobs:
-        by_recipe.setdefault((job.recipe.hash, job.model_perturbation), job)
-    names = [j.label.rsplit("/", 1)[0] for j in by_recipe.values()]
+        by_model.setdefault((job.recipe.hash, job.model_perturbation), job)
+    names = [j.label.rsplit("/", 1)[0] for j in by_model.values()]
     return {(n if names.count(n) == 1 else f"{n}#{j.recipe.hash[:8]}"): j
-            for n, j in zip(names, by_recipe.values(), strict=True)}
+            for n, j in zip(names, by_model.values(), strict=True)}
 
 
 def track_job(suite: Suite, loaded: LoadedMaps, pattern: str | None) -> tuple[str, Job]:

@@ -81,10 +81,12 @@ def _matches(rows: pd.DataFrame, where: dict[str, Any]) -> pd.Series:
 
 @dataclass
 class _Points:
-    """The groups a claim's statistic is a function of, as one group × seed × image array."""
+    """The groups a claim's statistic is a function of, as one unit × seed × image array: a unit is
+    a group's pooled jobs, or (``per_job`` groups) one job configuration of it over its seeds."""
 
     labels: list[str]
     values: np.ndarray
+    owner: np.ndarray  # the group of each unit
     seeds: int
     pair_seeds: bool
     pair_images: bool
@@ -98,12 +100,24 @@ class _Points:
         return "unpaired: the groups share no training seeds"
 
 
-def _stack(labels: list[str], parts: list[pd.DataFrame], samples: pd.DataFrame) -> _Points:
-    """Per group, per training seed, per test image: the mean over the group's jobs of that image."""
-    cells = []
-    for part in parts:
-        merged = samples.merge(part[["job_id", "metric", "model_seed"]], on=["job_id", "metric"])
-        cells.append(merged.groupby(["model_seed", "sample"])["value"].mean())
+def _config_without_seed(part: pd.DataFrame) -> pd.Series:
+    """A job's configuration less its training seed: the jobs of one method on one recipe, over seeds."""
+    def recipe(text: str) -> str:
+        return json.dumps({k: v for k, v in json.loads(text).items() if k != "seed"}, sort_keys=True)
+
+    return part["method_label"].astype(str) + "|" + part["model_recipe"].map(recipe)
+
+
+def _stack(labels: list[str], parts: list[pd.DataFrame], samples: pd.DataFrame, per_job: list[bool]) -> _Points:
+    """Per unit, per training seed, per test image: the mean over the unit's jobs of that image."""
+    cells, owner = [], []
+    for g, (part, split) in enumerate(zip(parts, per_job, strict=True)):
+        part = part[["job_id", "metric", "model_seed"]].assign(
+            _unit=_config_without_seed(part) if split else "")
+        merged = samples.merge(part, on=["job_id", "metric"])
+        for _, unit in merged.groupby("_unit", sort=True):
+            cells.append(unit.groupby(["model_seed", "sample"])["value"].mean())
+            owner.append(g)
     seed_sets = [set(c.index.get_level_values(0)) for c in cells]
     seeds = sorted(set().union(*seed_sets))
     images = sorted(set().union(*(set(c.index.get_level_values(1)) for c in cells)))
@@ -114,7 +128,7 @@ def _stack(labels: list[str], parts: list[pd.DataFrame], samples: pd.DataFrame) 
               .drop_duplicates().itertuples(index=False)}
     pair_seeds = all(s == seed_sets[0] for s in seed_sets)
     n_seeds = len(seeds) if pair_seeds else min(len(s) for s in seed_sets)
-    return _Points(labels, values, n_seeds, pair_seeds, pair_seeds and len(inputs) <= 1)
+    return _Points(labels, values, np.asarray(owner), n_seeds, pair_seeds, pair_seeds and len(inputs) <= 1)
 
 
 class _Bootstrap:
@@ -130,14 +144,21 @@ class _Bootstrap:
         self.config = config or load_board_config()
         self.kinds: dict[str, str] = {}  # metric → its declared aggregate (rows' "aggregate"; default mean)
 
-    def replicates(self, pts: _Points) -> np.ndarray:
+    def replicates(self, pts: _Points, absolute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per group: its estimate and its ``resamples`` paired replicates. A unit of an ``absolute``
+        group (ΔEF) takes |mean| per seed — per job, as the board's value — before any pooling, so
+        signed differences of different jobs never cancel."""
         seed = self.stats.cell_seed(self.config.bootstrap_seed, [self.claim_id])
-        return self.stats.paired_bootstrap_means(pts.values, self.config.bootstrap_resamples, seed,
-                                                 pts.pair_seeds, pts.pair_images)
-
-    def estimate(self, pts: _Points) -> np.ndarray:
+        per_seed = self.stats.paired_bootstrap_seed_means(pts.values, self.config.bootstrap_resamples, seed,
+                                                          pts.pair_seeds, pts.pair_images)
+        est_seed = self.stats.seed_means(pts.values)
+        flip = absolute[pts.owner]
+        per_seed[flip], est_seed[flip] = np.abs(per_seed[flip]), np.abs(est_seed[flip])
         with np.errstate(invalid="ignore"):
-            return np.nanmean(self.stats.seed_means(pts.values), axis=-1)
+            unit_reps, unit_est = np.nanmean(per_seed, axis=-1), np.nanmean(est_seed, axis=-1)
+        groups = range(len(pts.labels))
+        return (np.array([unit_est[pts.owner == g].mean() for g in groups]),
+                np.stack([unit_reps[pts.owner == g].mean(0) for g in groups]))
 
     def ci(self, estimate: float, replicates: np.ndarray, seeds: int) -> tuple[float, float]:
         return self.stats.t_interval(estimate, replicates, seeds, self.config.confidence)
@@ -173,12 +194,11 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
         base = base[~_matches(base, exclude)]
     (labels, parts), statistic, positive = {"compare": _compare, "trend": _trend,
                                             "faster_drop": _faster_drop}[kind](claim, base)
-    pts = _stack(labels, parts, samples)
-    reps, est = boot.replicates(pts), boot.estimate(pts)
-    for i, part in enumerate(parts):  # each group's statistic is its metric's declared aggregate of the mean
-        agg = boot.kinds.get(str(part["metric"].iloc[0]), "mean") if len(part) else "mean"
-        if agg == "abs_mean":  # ΔEF: |mean of signed differences| in every resample, as on the board
-            reps[i], est[i] = np.abs(reps[i]), np.abs(est[i])
+    # Each group's statistic is its metric's declared aggregate of the mean; ΔEF's is |mean| per job.
+    absolute = np.array([boot.kinds.get(str(p["metric"].iloc[0]), "mean") == "abs_mean" if len(p) else False
+                         for p in parts])
+    pts = _stack(labels, parts, samples, list(absolute))
+    est, reps = boot.replicates(pts, absolute)
     stat_reps, stat = statistic(reps), float(statistic(est[:, None])[0])
     ci = boot.ci(stat, stat_reps, pts.seeds)
     points = [(label, float(e), *boot.ci(float(e), r, pts.seeds))

@@ -79,17 +79,36 @@ def _ctx(model, twin, x, y, method):
 
 
 @pytest.mark.parametrize("method", ["grad", "smoothgrad"])
-def test_a_model_agrees_with_itself(tiny_cnn, shapes_batch, method):
+def test_a_model_agrees_with_itself_under_shared_noise(tiny_cnn, shapes_batch, method):
     x, y = shapes_batch
     y = y % 6
     ctx, loaded = _ctx(tiny_cnn, tiny_cnn, x, y, method)
-    # same noise draws for both models, so even SmoothGrad agrees exactly
-    assert torch.allclose(create_metric("split_rank_corr")(ctx), torch.ones(len(x), dtype=torch.float64))
-    assert torch.equal(create_metric("split_topk_intersection")(ctx), torch.ones(len(x), dtype=torch.float64))
-    assert torch.equal(create_metric("split_l2")(ctx), torch.zeros(len(x), dtype=torch.float64))
+    # shared_noise replays the job's draws for the twin, so even SmoothGrad agrees exactly
+    kw = {"shared_noise": True}
+    assert torch.allclose(create_metric("split_rank_corr", **kw)(ctx), torch.ones(len(x), dtype=torch.float64))
+    assert torch.equal(create_metric("split_topk_intersection", **kw)(ctx), torch.ones(len(x), dtype=torch.float64))
+    assert torch.equal(create_metric("split_l2", **kw)(ctx), torch.zeros(len(x), dtype=torch.float64))
     assert torch.equal(create_metric("split_prediction_agreement")(ctx), torch.ones(len(x), dtype=torch.float64))
     assert torch.allclose(create_metric("split_prediction_corr")(ctx), torch.ones(len(x), dtype=torch.float64))
     assert [r.seed for r in loaded] == [1]  # sf=1: the twin is seed + 1, loaded once for all metrics
+
+
+def test_the_twin_draws_its_own_noise_by_default(tiny_cnn, shapes_batch):
+    """The paper explains each model on its own: with the model as its own twin, a deterministic method
+    agrees exactly and SmoothGrad does not (its Monte-Carlo error is part of the disagreement)."""
+    x, y = shapes_batch
+    ctx, _ = _ctx(tiny_cnn, tiny_cnn, x, y % 6, "grad")
+    assert torch.equal(create_metric("split_l2")(ctx), torch.zeros(len(x), dtype=torch.float64))
+    ctx, _ = _ctx(tiny_cnn, tiny_cnn, x, y % 6, "smoothgrad")
+    l2 = create_metric("split_l2")(ctx)
+    assert (l2 > 0).all()
+    rc = create_metric("split_rank_corr")(ctx)
+    assert (rc < 1).all()
+    # the twin's maps are the method on the twin's own stream, reproducibly
+    from bench.metrics.agreement import independent_generator
+
+    theirs = ctx.method(tiny_cnn, x, ctx.y, x_range=ctx.x_range, generator=independent_generator(ctx.generator))
+    assert torch.allclose(l2, (ctx.maps - theirs).double().flatten(1).norm(dim=1))
 
 
 def test_split_l2_and_rank_corr_of_two_models(tiny_cnn, shapes_batch):

@@ -196,3 +196,29 @@ def test_suite_without_current_results_is_not_computable(tmp_path):
     verdicts = judge_suite(suite, str(tmp_path))
     assert [v.id for v in verdicts] == [c["id"] for c in suite.claims]
     assert {v.verdict for v in verdicts} == {"NOT COMPUTABLE"} and "bench run adaptgrad-small" in verdicts[0].note
+
+
+def test_delta_ef_group_takes_abs_mean_per_job_before_pooling():
+    """ΔEF is |mean| of signed per-image differences per job (the board's value). Group b pools two
+    methods of opposite sign (+1e-5 and −1e-5): pooled before |·| it would be ≈ 0 and group a (0.5e-5)
+    would look larger; per job it is 1e-5, so "a > b" does not hold."""
+    rng = np.random.default_rng(1)
+    rows, samples = [], []
+    for method, centre in (("sg", 0.5e-5), ("ig", 1e-5), ("gbp", -1e-5)):
+        for seed in range(5):
+            jid = f"{method}-{seed}"
+            rows.append({"job_id": jid, "metric": "delta_ef", "aggregate": "abs_mean", "method": method,
+                         "method_label": method, "model_seed": seed, "activation": "relu",
+                         "method_params": "{}", "model_recipe": json.dumps({"seed": seed, "split_factor": 1})})
+            v = centre + 1e-6 * rng.normal(size=40)
+            samples.append(pd.DataFrame({"job_id": jid, "metric": "delta_ef", "sample": range(40), "value": v}))
+    rows, samples = pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
+    claim = {"id": "gap", "metric": "delta_ef", "kind": "compare", "a": {"method": "sg"},
+             "b": {"method": ["ig", "gbp"]}, "expect": "a > b"}
+    v = evaluate(claim, rows, samples)
+    assert v.verdict == "DOES NOT HOLD"
+    (_, a, *_), (_, b, *_) = v.points
+    board = rows.assign(value=[abs(samples[samples.job_id == j].value.mean()) for j in rows.job_id])
+    assert a == pytest.approx(board[board.method == "sg"].value.mean(), rel=1e-12)
+    assert b == pytest.approx(board[board.method != "sg"].value.mean(), rel=1e-12)  # the board's mean of |mean|
+    assert v.statistic == pytest.approx(a - b)

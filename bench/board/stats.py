@@ -218,18 +218,30 @@ def paired_bootstrap_means(values: np.ndarray, resamples: int = 1000, seed: int 
     on different test images); ``pair_seeds=False`` also draws seeds per group (groups that share no
     models). Nested as ``bootstrap_means``: seeds with replacement, then images within each.
     """
+    per_seed = paired_bootstrap_seed_means(values, resamples, seed, pair_seeds, pair_images)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(per_seed, axis=-1)
+
+
+def paired_bootstrap_seed_means(values: np.ndarray, resamples: int = 1000, seed: int | np.random.SeedSequence = 0,
+                                pair_seeds: bool = True, pair_images: bool = True) -> np.ndarray:
+    """G×``resamples``×K: in each replicate of :func:`paired_bootstrap_means`, the image mean of each
+    drawn seed (K draws; NaN where a group lacks the seed). A statistic that is not linear in the
+    per-seed means — ΔEF's |mean| per job — is taken on these before the mean over seeds."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 3 or 0 in values.shape:
         raise ValueError("paired bootstrap needs a non-empty group × seed × image array")
     rng = np.random.default_rng(seed)
     if not pair_seeds:  # nothing shared: each group on its own stream, its own seeds
         streams = rng.spawn(len(values))
-        return np.stack([paired_bootstrap_means(_drop_empty_seeds(v[None]), resamples, s)[0]
-                         for v, s in zip(values, streams, strict=True)])
+        parts = [paired_bootstrap_seed_means(_drop_empty_seeds(v[None]), resamples, s)[0]
+                 for v, s in zip(values, streams, strict=True)]
+        k = max(p.shape[-1] for p in parts)
+        return np.stack([np.pad(p, ((0, 0), (0, k - p.shape[-1])), constant_values=np.nan) for p in parts])
     g, k, n = values.shape
     present = ~np.isnan(values)
     filled = np.where(present, values, 0.0)
-    out = np.empty((g, resamples))
+    out = np.empty((g, resamples, k))
     step = max(1, BOOTSTRAP_CHUNK // (g * k * n))
     for s in range(0, resamples, step):
         b = min(step, resamples - s)
@@ -244,7 +256,7 @@ def paired_bootstrap_means(values: np.ndarray, resamples: int = 1000, seed: int 
         total = filled[groups, seeds, idx].sum(-1)
         with np.errstate(invalid="ignore", divide="ignore"):
             per_seed = total / count  # b×g×k; NaN only if every drawn image of a seed is missing
-        out[:, s : s + b] = np.nanmean(per_seed, axis=-1).T
+        out[:, s : s + b] = per_seed.transpose(1, 0, 2)
     return out
 
 

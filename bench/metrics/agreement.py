@@ -6,9 +6,11 @@ seed too, so that at every sf the pair differs in initialisation *and* data and 
 the full set) is the natural end of the axis. ``same_init=True`` keeps the seed: data alone differs.
 
 Maps are compared as |channel sum| (the paper's absolute-value convention); split_prediction_corr
-compares the two models' softmax vectors (the paper's Fig. 4b). Both models are explained with the
-same noise draws (the twin's generator restarts from the job generator's seed, as the job's own
-maps did), so a SmoothGrad disagreement is the models', not Monte-Carlo noise.
+compares the two models' softmax vectors (the paper's Fig. 4b). The twin draws its smoothing noise
+**independently** of the job's maps (its own stream, :func:`independent_generator`), as the paper
+explains each model on its own and as SPEC asks of stability: shared draws would leave SmoothGrad's
+Monte-Carlo error out of the disagreement and hide the paper's effect of the sample count m.
+``shared_noise=True`` replays the job's draws for the twin instead (variance reduction, labelled).
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ def _twin(ctx: MetricContext, same_init: bool) -> nn.Module:
     return ctx.cache[key]
 
 
+# An odd 64-bit constant: the twin's stream is another seed than the job's (and than the next job's).
+TWIN_STREAM = 0x9E3779B97F4A7C15
+
+
+def independent_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """A generator for the twin's own draws: seeded from the job's, a stream of its own."""
+    if generator is None:
+        return None
+    seed = (generator.initial_seed() + TWIN_STREAM) % 2**63
+    return torch.Generator(device=generator.device).manual_seed(seed)
+
+
 def explain_same_noise(ctx: MetricContext, model: nn.Module, target: Tensor) -> Tensor:
     gen = None
     if ctx.generator is not None:  # the job's maps were the first draws of a generator with this seed
@@ -48,15 +62,21 @@ def explain_same_noise(ctx: MetricContext, model: nn.Module, target: Tensor) -> 
     return ctx.explain(model=model, target=target, generator=gen).detach()
 
 
-def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = False) -> tuple[Tensor, Tensor]:
-    """Raw maps of the job's model and of its twin, same inputs, target and noise."""
+def pair_maps(ctx: MetricContext, same_init: bool = False, label_target: bool = False,
+              shared_noise: bool = False) -> tuple[Tensor, Tensor]:
+    """Raw maps of the job's model and of its twin on the same inputs and target; the twin draws its
+    own noise unless ``shared_noise`` (then it replays the job's draws)."""
     target = ctx.y if label_target else ctx.target
     own = torch.equal(target, ctx.target)
-    key = f"split_maps:{same_init}:{own}"
+    key = f"split_maps:{same_init}:{own}:{shared_noise}"
     if key not in ctx.cache:
         twin = _twin(ctx, same_init)
         mine = ctx.maps if own else explain_same_noise(ctx, ctx.model, target)
-        ctx.cache[key] = (mine, explain_same_noise(ctx, twin, target))
+        if shared_noise:
+            theirs = explain_same_noise(ctx, twin, target)
+        else:
+            theirs = ctx.explain(model=twin, target=target, generator=independent_generator(ctx.generator)).detach()
+        ctx.cache[key] = (mine, theirs)
     return ctx.cache[key]
 
 
@@ -77,8 +97,8 @@ def abs_channel_sum(maps: Tensor) -> Tensor:
 @register_metric("split_rank_corr", direction="higher", category="agreement", citation=CITATION,
                  twins=("pair",), reexplains=True,
                  description="Spearman correlation of the |channel-sum| maps of two models trained on disjoint splits")
-def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
-    m1, m2 = pair_maps(ctx, same_init)
+def split_rank_corr(ctx: MetricContext, same_init: bool = False, shared_noise: bool = False) -> Tensor:
+    m1, m2 = pair_maps(ctx, same_init, shared_noise=shared_noise)
     # A constant map has no ranking to agree with: 0 (no agreement), where SciPy says NaN.
     return spearman(abs_channel_sum(m1), abs_channel_sum(m2), norm_product=True).nan_to_num(nan=0.0)
 
@@ -87,9 +107,9 @@ def split_rank_corr(ctx: MetricContext, same_init: bool = False) -> Tensor:
                  twins=("pair",), reexplains=True,
                  description="Shared fraction of the top-k pixels of the |channel-sum| maps of two split models")
 def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = True,
-                            same_init: bool = False) -> Tensor:
+                            same_init: bool = False, shared_noise: bool = False) -> Tensor:
     """``absolute=False`` ranks the signed channel sum instead (salient = most positive)."""
-    m1, m2 = pair_maps(ctx, same_init)
+    m1, m2 = pair_maps(ctx, same_init, shared_noise=shared_noise)
     if absolute:  # the paper's convention: salient = large magnitude, either sign
         return topk_intersection(abs_channel_sum(m1), abs_channel_sum(m2), k)
     return topk_intersection(channel_sum(m1).flatten(1), channel_sum(m2).flatten(1), k)
@@ -111,8 +131,8 @@ def split_prediction_corr(ctx: MetricContext, same_init: bool = False) -> Tensor
 @register_metric("split_l2", direction="lower", category="agreement", citation=CITATION,
                  twins=("pair",), reexplains=True,
                  description="‖M₁ − M₂‖₂ of the raw maps (target = label) of two disjoint-split models")
-def split_l2(ctx: MetricContext, same_init: bool = False) -> Tensor:
-    m1, m2 = pair_maps(ctx, same_init, label_target=True)
+def split_l2(ctx: MetricContext, same_init: bool = False, shared_noise: bool = False) -> Tensor:
+    m1, m2 = pair_maps(ctx, same_init, label_target=True, shared_noise=shared_noise)
     return (m1.double() - m2.double()).flatten(1).norm(dim=1)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from bench.metrics.agreement import _twin, explain_same_noise, pair_maps
+from bench.metrics.agreement import _twin, explain_same_noise, independent_generator, pair_maps
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 from bench.metrics.correlation import spearman
 from bench.metrics.fidelity import l2_distance
@@ -113,18 +113,6 @@ def _stability_twins(twin: str) -> tuple[str, ...]:
     if twin not in ("auto", "seed", "split"):
         raise ValueError(f"stability: twin must be 'auto', 'seed' or 'split', got '{twin}'")
     return ("pair",) if twin == "auto" else (twin,)
-
-
-# An odd 64-bit constant: the twin's stream is another seed than the job's (and than the next job's).
-TWIN_STREAM = 0x9E3779B97F4A7C15
-
-
-def independent_generator(generator: torch.Generator | None) -> torch.Generator | None:
-    """A generator for the twin's own draws: seeded from the job's, a stream of its own."""
-    if generator is None:
-        return None
-    seed = (generator.initial_seed() + TWIN_STREAM) % 2**63
-    return torch.Generator(device=generator.device).manual_seed(seed)
 
 
 def stability_twin_maps(ctx: MetricContext, twin: nn.Module, shared_noise: bool) -> Tensor:

@@ -50,6 +50,7 @@ class Verdict:
     note: str = ""
     scale: str = ""
     pairing: str = ""
+    dataset: str = ""  # the dataset the claim was judged on (a suite judges every claim on each of its own)
 
 
 def axis_value(row: pd.Series, along: str) -> float:
@@ -289,7 +290,8 @@ def check_claims(claims: list[dict[str, Any]]) -> None:
 def format_verdicts(verdicts: list[Verdict]) -> str:
     lines = []
     for v in verdicts:
-        lines.append(f"[{v.verdict}] {v.id}: {v.text}")
+        on = f" (on {v.dataset})" if v.dataset else ""
+        lines.append(f"[{v.verdict}] {v.id}{on}: {v.text}")
         if v.verdict == "NOT COMPUTABLE":
             lines.append(f"    {v.note}")
             continue
@@ -320,20 +322,31 @@ def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None
         rows, samples = pd.DataFrame(), pd.DataFrame()
     if stale:
         print(f"note: {ignored_note(len(stale), suite.name)}", file=sys.stderr)
+    datasets = list(dict.fromkeys(j.recipe.dataset for j in suite.jobs))  # the suite's order
     if samples.empty:  # said per claim, so a report over several suites still judges the others
         note = f"not computable: no results of the suite's current jobs in {root} (bench run {suite.name})"
         return [Verdict(c["id"], c.get("text", c["id"]), "NOT COMPUTABLE", math.nan, (math.nan, math.nan), [], 0,
-                        note) for c in suite.claims]
-    return [evaluate(c, rows, samples, config) for c in suite.claims]
+                        note, dataset=d) for c in suite.claims for d in datasets]
+    # Every claim on each dataset by itself: the same statistic, never pooled over datasets.
+    out = []
+    for claim in suite.claims:
+        for d in datasets:
+            v = evaluate(claim, rows[rows["dataset"] == d], samples, config)
+            v.dataset = d
+            out.append(v)
+    return out
 
 
 def format_markdown(judged: list[tuple[str, list[Verdict]]]) -> str:
-    """The README table: one row per claim, suite named on its first row."""
-    lines = ["| suite | claim | verdict | statistic [95% CI] | seeds |", "|---|---|---|---|---|"]
+    """The README table: one row per (claim, dataset); suite and claim named on their first row."""
+    lines = ["| suite | claim | dataset | verdict | statistic [95% CI] | seeds |", "|---|---|---|---|---|---|"]
     for suite, verdicts in judged:
+        last = None
         for i, v in enumerate(verdicts):
             stat = (v.note if v.verdict == "NOT COMPUTABLE"
                     else f"{v.statistic:+.3g} [{v.ci[0]:+.3g}, {v.ci[1]:+.3g}]")
             seeds = str(v.seeds) if v.seeds else "–"
-            lines.append(f"| {suite if i == 0 else ''} | {v.text} | {v.verdict} | {stat} | {seeds} |")
+            text = v.text if v.id != last else ""
+            last = v.id
+            lines.append(f"| {suite if i == 0 else ''} | {text} | {v.dataset} | {v.verdict} | {stat} | {seeds} |")
     return "\n".join(lines)

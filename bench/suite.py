@@ -176,9 +176,10 @@ def method_label(name: str, params: dict[str, Any]) -> str:
 
 
 def _per_dataset(value: Any, dataset: str, key: str) -> Any:
+    """A suite value given once or per dataset (``{ shapes = 0.9, digits = 0.95 }``)."""
     if isinstance(value, dict):
         if dataset not in value:
-            raise SuiteError(f"models.{key} is a table but has no entry for dataset '{dataset}'")
+            raise SuiteError(f"{key} is a table but has no entry for dataset '{dataset}'")
         return value[dataset]
     return value
 
@@ -196,8 +197,10 @@ def check_values(spec: dict[str, Any]) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SuiteError(f"seed = {seed!r}: must be an integer")
     samples = spec.get("samples", 64)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
-        raise SuiteError(f"samples = {samples!r}: must be an integer ≥ 2")
+    for value in (samples.values() if isinstance(samples, dict) else [samples]):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise SuiteError(f"samples = {value!r}: must be an integer ≥ 2, or a table of them per dataset "
+                             "(samples = { shapes = 64, fashion-mnist = 256 })")
     if not isinstance(spec.get("noise_resilience", False), bool):
         raise SuiteError(f"noise_resilience = {spec['noise_resilience']!r}: must be true or false")
     models = spec.get("models")
@@ -235,7 +238,8 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
         activations, sfs = _check_model(m, i, needs)
         for recipe in _recipes(m, _model_datasets(m, i, datasets), activations, sfs):
             for name, params, label in methods:
-                jobs.append(Job(spec["name"], recipe, name, params, per_dataset[recipe.dataset], samples, seed,
+                jobs.append(Job(spec["name"], recipe, name, params, per_dataset[recipe.dataset],
+                                _per_dataset(samples, recipe.dataset, "samples"), seed,
                                 target, output, label))
     _check_every_dataset_used(jobs, datasets)
     if spec.get("noise_resilience", False):  # one perturbed model per recipe (its lowest seed), after the rest
@@ -247,7 +251,7 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
                  tuple(claims), num_gpus)
 
 
-def _check_top_level(spec: dict[str, Any]) -> tuple[str, str, int, int]:
+def _check_top_level(spec: dict[str, Any]) -> tuple[str, str, int | dict[str, int], int]:
     """The suite's keys and scalar settings; returns ``(target, output, samples, seed)``."""
     unknown = set(spec) - TOP_KEYS
     if unknown:
@@ -261,10 +265,7 @@ def _check_top_level(spec: dict[str, Any]) -> tuple[str, str, int, int]:
         raise SuiteError(f"target must be 'label' or 'predicted', got '{target}'")
     if output not in ("logit", "log_softmax"):
         raise SuiteError(f"output must be 'logit' or 'log_softmax', got '{output}'")
-    samples, seed = spec.get("samples", 64), spec.get("seed", 0)
-    if not isinstance(samples, int) or samples < 2:
-        raise SuiteError(f"samples must be an integer ≥ 2, got {samples!r}")
-    return target, output, samples, seed
+    return target, output, spec.get("samples", 64), spec.get("seed", 0)
 
 
 def _methods(items: Any) -> list[tuple[str, dict[str, Any], str]]:
@@ -335,8 +336,8 @@ def _recipes(m: dict[str, Any], datasets: list[tuple[str, dict[str, Any]]], acti
         recipes.append(Recipe(
             architecture=m["architecture"], dataset=ds, activation=act, dataset_params=ds_params,
             model_params=m.get("params", {}),
-            accuracy_cap=_per_dataset(m.get("accuracy_cap"), ds, "accuracy_cap"),
-            max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "max_epochs"), seed=mseed,
+            accuracy_cap=_per_dataset(m.get("accuracy_cap"), ds, "models.accuracy_cap"),
+            max_epochs=_per_dataset(m.get("max_epochs", 20), ds, "models.max_epochs"), seed=mseed,
             optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
             batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
             match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),

@@ -130,3 +130,18 @@ def test_default_suite_is_valid():
     # datasets × activations × (5 methods + 2 controls), and again on the perturbed models (one seed)
     assert len(s.jobs) == 2 * 3 * 7 * 2 and all(j.samples >= 64 for j in s.jobs)
     assert sum(bool(j.model_perturbation) for j in s.jobs) == 2 * 3 * 7
+
+
+def test_samples_per_dataset(tmp_path):
+    from bench.suite import load_suite
+
+    p = tmp_path / "s.toml"
+    p.write_text('name = "s"\nsamples = { shapes = 16, digits = 8 }\ndatasets = ["shapes", "digits"]\n'
+                 'metrics = ["ef"]\n[[models]]\narchitecture = "cnn-small"\n[[methods]]\nname = "grad"\n')
+    assert {j.recipe.dataset: j.samples for j in load_suite(str(p)).jobs} == {"shapes": 16, "digits": 8}
+    p.write_text(p.read_text().replace("digits = 8", "digits = 1"))
+    with pytest.raises(SuiteError, match="samples = 1: must be an integer ≥ 2"):
+        load_suite(str(p))
+    p.write_text(p.read_text().replace(", digits = 1", ""))
+    with pytest.raises(SuiteError, match="samples is a table but has no entry for dataset 'digits'"):
+        load_suite(str(p))

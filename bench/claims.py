@@ -17,6 +17,12 @@ Claim kinds (``expect`` says the direction):
 - compare:     ``metric`` of group ``a`` minus group ``b`` (``where``-style filters); expect ``a > b`` | ``a < b``.
 - faster_drop: relative drop 1 − m(last)/m(first) along ``along`` of ``metric`` minus that of
                ``versus``; expect ``metric``'s drop to be larger (``faster``).
+- extreme:     the point ``at`` of the axis ``along`` (``at = "inf"``: ReLU on ``beta``) against every
+               other point: m(at) − max(others) for expect ``highest`` (min(others) − m(at) for ``lowest``).
+- within:      group ``a`` inside the range of the groups ``range`` (a list of filters):
+               min(a − min(range), max(range) − a) > 0.
+- cap_met:     every model of the rows (``where``) reached its accuracy cap: min over models of held-out
+               accuracy − cap, exact (no resampling; the models are the population).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from bench.errors import ResultsError, SuiteError
 if TYPE_CHECKING:
     from bench.board.config import BoardConfig
 
-KINDS = ("trend", "compare", "faster_drop")
+KINDS = ("trend", "compare", "faster_drop", "extreme", "within", "cap_met")
 
 
 @dataclass
@@ -182,6 +188,8 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
     if kind not in KINDS:
         raise SuiteError(f"claim '{claim.get('id')}': kind must be one of {KINDS}")
     text = claim.get("text", claim["id"])
+    if kind == "cap_met":
+        return _cap_met(claim, rows, text)
     for metric in (claim["metric"], claim.get("versus")):
         if metric is not None and not (rows["metric"] == metric).any():
             return Verdict(claim["id"], text, "NOT COMPUTABLE", math.nan, (math.nan, math.nan), [], 0,
@@ -193,8 +201,8 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
     exclude = {k: v for k, v in claim.get("exclude", {}).items() if k != claim.get("along")}
     if exclude:
         base = base[~_matches(base, exclude)]
-    (labels, parts), statistic, positive = {"compare": _compare, "trend": _trend,
-                                            "faster_drop": _faster_drop}[kind](claim, base)
+    (labels, parts), statistic, positive = {"compare": _compare, "trend": _trend, "faster_drop": _faster_drop,
+                                            "extreme": _extreme, "within": _within}[kind](claim, base)
     # Each group's statistic is its metric's declared aggregate of the mean; ΔEF's is |mean| per job.
     absolute = np.array([boot.kinds.get(str(p["metric"].iloc[0]), "mean") == "abs_mean" if len(p) else False
                          for p in parts])
@@ -204,7 +212,11 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
     ci = boot.ci(stat, stat_reps, pts.seeds)
     points = [(label, float(e), *boot.ci(float(e), r, pts.seeds))
               for label, e, r in zip(pts.labels, est, reps, strict=True)]
-    note = "fewer than 3 training seeds: the verdict rests on too few models" if pts.seeds < 3 else ""
+    notes = ["fewer than 3 training seeds: the verdict rests on too few models"] if pts.seeds < 3 else []
+    if boot.kinds.get(claim["metric"]) == "reported":  # e.g. information_level: AUC of the median curve
+        notes.append(f"judged on the mean of per-image {claim['metric']} values; the board shows the metric's "
+                     "reported aggregate, which resampling cannot rebuild from per-image values")
+    note = "; ".join(notes)
     return Verdict(claim["id"], text, _verdict(ci, positive), stat, ci, points, pts.seeds, note,
                    _scale(base[base["metric"] == claim["metric"]]), pts.pairing)
 
@@ -261,6 +273,51 @@ def _faster_drop(claim: dict[str, Any], base: pd.DataFrame):
         lambda m: (1 - m[1] / m[0]) - (1 - m[3] / m[2]), True
 
 
+def _extreme(claim: dict[str, Any], base: pd.DataFrame):
+    """Statistic: m(at) − max of the other axis points (``highest``), or min of the others − m(at)."""
+    xs, parts = _along_axis(claim, base, claim["metric"])
+    at = float(claim["at"])
+    if at not in xs:
+        raise SuiteError(f"claim '{claim['id']}': {claim['along']}={claim['at']} is not among the axis values "
+                         f"{', '.join(f'{x:g}' for x in xs)}")
+    i, highest = xs.index(at), claim.get("expect", "highest") == "highest"
+
+    def margin(m: np.ndarray) -> np.ndarray:
+        others = np.delete(m, i, axis=0)
+        return m[i] - others.max(0) if highest else others.min(0) - m[i]
+
+    return ([f"{claim['along']}={x:g}" for x in xs], parts), margin, True
+
+
+def _within(claim: dict[str, Any], base: pd.DataFrame):
+    """Statistic: min(a − min(range), max(range) − a), > 0 when a lies inside the baselines' range."""
+    wheres = [claim["a"], *claim["range"]]
+    parts = [_group(claim, base, w, claim["metric"]) for w in wheres]
+
+    def inside(m: np.ndarray) -> np.ndarray:
+        return np.minimum(m[0] - m[1:].min(0), m[1:].max(0) - m[0])
+
+    return ([f"a {claim['a']}", *(f"range {w}" for w in claim["range"])], parts), inside, True
+
+
+def _cap_met(claim: dict[str, Any], rows: pd.DataFrame, text: str) -> Verdict:
+    models = rows[_matches(rows, claim.get("where", {}))].drop_duplicates("model_hash")
+    if models.empty:
+        return Verdict(claim["id"], text, "NOT COMPUTABLE", math.nan, (math.nan, math.nan), [], 0,
+                       "not computable: no models match the claim's filter")
+    cap = models["model_recipe"].map(lambda r: json.loads(r).get("accuracy_cap"))
+    if cap.isna().any():
+        raise SuiteError(f"claim '{claim['id']}': a cap_met claim needs models trained under an accuracy_cap")
+    margin = models["model_accuracy"] - cap.astype(float)
+    stat = float(margin.min())
+    points = [(str(act), float(m.min()), float(m.min()), float(m.max()))
+              for act, m in margin.groupby(models["activation"], sort=True)]
+    return Verdict(claim["id"], text, "HOLDS" if stat >= 0 else "DOES NOT HOLD", stat, (stat, stat), points,
+                   int(models["model_seed"].nunique()),
+                   f"exact over {len(models)} models: held-out accuracy − cap, min per activation [min, max]",
+                   _scale(models), "not resampled: every model of the suite is counted")
+
+
 def _scale(rows: pd.DataFrame) -> str:
     """Where the verdict was reached: data, models, inputs per job, the models' test accuracy."""
     parts = []
@@ -276,10 +333,11 @@ def _scale(rows: pd.DataFrame) -> str:
 
 def check_claims(claims: list[dict[str, Any]]) -> None:
     for i, c in enumerate(claims):
-        if not isinstance(c, dict) or "id" not in c or "metric" not in c:
+        kind = c.get("kind", "trend") if isinstance(c, dict) else None
+        if not isinstance(c, dict) or "id" not in c or ("metric" not in c and kind != "cap_met"):
             raise SuiteError(f"claims[{i}] needs at least 'id' and 'metric'")
-        kind = c.get("kind", "trend")
-        need = {"trend": ("along",), "compare": ("a", "b"), "faster_drop": ("along", "versus")}.get(kind)
+        need = {"trend": ("along",), "compare": ("a", "b"), "faster_drop": ("along", "versus"),
+                "extreme": ("along", "at"), "within": ("a", "range"), "cap_met": ()}.get(kind)
         if need is None:
             raise SuiteError(f"claims[{i}] ('{c['id']}'): kind must be one of {KINDS}")
         missing = [k for k in need if k not in c]

@@ -222,3 +222,37 @@ def test_delta_ef_group_takes_abs_mean_per_job_before_pooling():
     assert a == pytest.approx(board[board.method == "sg"].value.mean(), rel=1e-12)
     assert b == pytest.approx(board[board.method != "sg"].value.mean(), rel=1e-12)  # the board's mean of |mean|
     assert v.statistic == pytest.approx(a - b)
+
+
+def test_extreme_tests_the_point_against_every_other():
+    # relu (β = ∞) highest; a trend can hold while relu is below softplus:10 — extreme must not
+    base = {"softplus:1": 1.0, "softplus:10": 2.0, "relu": 1.5}
+    rng = np.random.default_rng(0)
+    data = {(a, s): m + 0.01 * rng.normal() + 0.01 * rng.normal(size=40) for a, m in base.items() for s in range(4)}
+    rows, samples = make(data)
+    claim = {"id": "x", "metric": "ef", "kind": "extreme", "along": "beta", "at": "inf", "expect": "highest"}
+    v = evaluate(claim, rows, samples)
+    assert v.verdict == "DOES NOT HOLD" and v.statistic == pytest.approx(-0.5, abs=0.05)
+    assert evaluate({**CLAIM, "id": "t"}, rows, samples).verdict == "HOLDS"  # the rank trend does hold
+    data = {(a, s): v + (1.0 if a == "relu" else 0.0) for (a, s), v in data.items()}
+    assert evaluate(claim, *make(data)).verdict == "HOLDS"
+
+
+def test_within_the_range_of_baselines():
+    rows, samples = make(trend_data(0.5))  # softplus:1 ≈ 1, softplus:10 ≈ 1.5, relu ≈ 2
+    claim = {"id": "w", "metric": "ef", "kind": "within", "a": {"activation": "softplus:10"},
+             "range": [{"activation": "softplus:1"}, {"activation": "relu"}]}
+    v = evaluate(claim, rows, samples)
+    assert v.verdict == "HOLDS" and v.statistic == pytest.approx(0.5, abs=0.02)
+    out = {**claim, "a": {"activation": "relu"}, "range": [{"activation": "softplus:1"}, {"activation": "softplus:10"}]}
+    assert evaluate(out, rows, samples).verdict == "DOES NOT HOLD"
+
+
+def test_cap_met_is_exact_over_models():
+    rows = pd.DataFrame([{"model_hash": f"h{i}", "activation": a, "model_seed": i % 2, "metric": "ef",
+                          "model_accuracy": acc, "model_recipe": json.dumps({"accuracy_cap": 0.85})}
+                         for i, (a, acc) in enumerate([("relu", 0.86), ("relu", 0.87), ("softplus:1", 0.851)])])
+    v = evaluate({"id": "c", "kind": "cap_met"}, rows, pd.DataFrame())
+    assert v.verdict == "HOLDS" and v.statistic == pytest.approx(0.001) and v.seeds == 2
+    rows.loc[2, "model_accuracy"] = 0.84
+    assert evaluate({"id": "c", "kind": "cap_met"}, rows, pd.DataFrame()).verdict == "DOES NOT HOLD"

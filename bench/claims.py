@@ -57,6 +57,7 @@ class Verdict:
     scale: str = ""
     pairing: str = ""
     dataset: str = ""  # the dataset the claim was judged on (a suite judges every claim on each of its own)
+    mde: float = math.nan  # minimum detectable |statistic| at 80% power (t over seeds, the bootstrap's SE)
 
 
 def axis_value(row: pd.Series, along: str) -> float:
@@ -210,6 +211,7 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
     est, reps = boot.replicates(pts, absolute)
     stat_reps, stat = statistic(reps), float(statistic(est[:, None])[0])
     ci = boot.ci(stat, stat_reps, pts.seeds)
+    mde = boot.stats.t_detectable_effect(stat_reps, pts.seeds, boot.config.confidence)
     points = [(label, float(e), *boot.ci(float(e), r, pts.seeds))
               for label, e, r in zip(pts.labels, est, reps, strict=True)]
     notes = ["fewer than 3 training seeds: the verdict rests on too few models"] if pts.seeds < 3 else []
@@ -218,7 +220,7 @@ def evaluate(claim: dict[str, Any], rows: pd.DataFrame, samples: pd.DataFrame,
                      "reported aggregate, which resampling cannot rebuild from per-image values")
     note = "; ".join(notes)
     return Verdict(claim["id"], text, _verdict(ci, positive), stat, ci, points, pts.seeds, note,
-                   _scale(base[base["metric"] == claim["metric"]]), pts.pairing)
+                   _scale(base[base["metric"] == claim["metric"]]), pts.pairing, mde=mde)
 
 
 Groups = tuple[list[str], list[pd.DataFrame]]
@@ -354,7 +356,8 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
             lines.append(f"    {v.note}")
             continue
         lines.append(f"    statistic {v.statistic:+.4g}, 95% CI [{v.ci[0]:+.4g}, {v.ci[1]:+.4g}] (t-interval, "
-                     f"bootstrap SE), {v.seeds} training seed(s)" + (f" — {v.note}" if v.note else ""))
+                     f"bootstrap SE), {v.seeds} training seed(s); detectable at 80% power: |statistic| ≥ {v.mde:.3g}"
+                     + (f" — {v.note}" if v.note else ""))
         lines.append(f"    {v.pairing}")
         if v.scale:
             lines.append(f"    scale: {v.scale}")
@@ -397,14 +400,17 @@ def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None
 
 def format_markdown(judged: list[tuple[str, list[Verdict]]]) -> str:
     """The README table: one row per (claim, dataset); suite and claim named on their first row."""
-    lines = ["| suite | claim | dataset | verdict | statistic [95% CI] | seeds |", "|---|---|---|---|---|---|"]
+    lines = ["| suite | claim | dataset | verdict | statistic [95% CI] | MDE (80%) | seeds |",
+             "|---|---|---|---|---|---|---|"]
     for suite, verdicts in judged:
         last = None
         for i, v in enumerate(verdicts):
             stat = (v.note if v.verdict == "NOT COMPUTABLE"
                     else f"{v.statistic:+.3g} [{v.ci[0]:+.3g}, {v.ci[1]:+.3g}]")
             seeds = str(v.seeds) if v.seeds else "–"
+            mde = f"{v.mde:.2g}" if math.isfinite(v.mde) else "–"
             text = v.text if v.id != last else ""
             last = v.id
-            lines.append(f"| {suite if i == 0 else ''} | {text} | {v.dataset} | {v.verdict} | {stat} | {seeds} |")
+            cells = [suite if i == 0 else "", text, v.dataset, v.verdict, stat, mde, seeds]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -194,7 +194,9 @@ def test_suite_without_current_results_is_not_computable(tmp_path):
     suite = load_suite("adaptgrad-small")
     (tmp_path / suite.name).mkdir()
     verdicts = judge_suite(suite, str(tmp_path))
-    assert [v.id for v in verdicts] == [c["id"] for c in suite.claims]
+    # every claim on each of the suite's datasets, claim by claim
+    assert [(v.id, v.dataset) for v in verdicts] == [(c["id"], d) for c in suite.claims
+                                                      for d in ("shapes", "fashion-mnist")]
     assert {v.verdict for v in verdicts} == {"NOT COMPUTABLE"} and "bench run adaptgrad-small" in verdicts[0].note
 
 
@@ -256,3 +258,18 @@ def test_cap_met_is_exact_over_models():
     assert v.verdict == "HOLDS" and v.statistic == pytest.approx(0.001) and v.seeds == 2
     rows.loc[2, "model_accuracy"] = 0.84
     assert evaluate({"id": "c", "kind": "cap_met"}, rows, pd.DataFrame()).verdict == "DOES NOT HOLD"
+
+
+def test_detectable_effect_has_the_stated_power():
+    from bench.board.stats import t_detectable_effect
+
+    # hand value: k = 5 seeds, SE 1 → t(0.975; 4) + t(0.8; 4) = 2.7764 + 0.9410
+    reps = np.random.default_rng(0).normal(size=200_000) * np.sqrt(4 / 5)  # SE·√((k−1)/k) → SE = 1
+    mde = t_detectable_effect(reps, 5)
+    assert mde == pytest.approx(3.7174, rel=5e-3)
+    # simulated: five seed means with true mean = MDE·σ/√5; the t-interval excludes 0 in ≈ 80% of runs
+    rng = np.random.default_rng(1)
+    means = rng.normal(mde / np.sqrt(5), 1.0, size=(20_000, 5))
+    se = means.std(axis=1, ddof=1) / np.sqrt(5)
+    power = (means.mean(axis=1) - stats.t.ppf(0.975, 4) * se > 0).mean()
+    assert 0.72 < power < 0.85  # the approximation ignores the noncentral t's skew (exact ≈ 0.76 here)

@@ -291,3 +291,15 @@ def t_interval(estimate: float, replicates: np.ndarray, seeds: int, confidence: 
     se = float(np.nanstd(replicates)) * np.sqrt(seeds / (seeds - 1))
     half = float(t.ppf(0.5 + confidence / 2, seeds - 1)) * se
     return estimate - half, estimate + half
+
+
+def t_detectable_effect(replicates: np.ndarray, seeds: int, confidence: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true statistic :func:`t_interval` excludes zero for with probability ``power``:
+    (t(1 − α/2; k − 1) + t(power; k − 1)) · SE, the SE as in :func:`t_interval` (the usual
+    one-sample t approximation, which ignores the noncentral t's skew). NaN below 2 seeds."""
+    from scipy.stats import t
+
+    if seeds < 2:
+        return float("nan")
+    se = float(np.nanstd(replicates)) * np.sqrt(seeds / (seeds - 1))
+    return float(t.ppf(0.5 + confidence / 2, seeds - 1) + t.ppf(power, seeds - 1)) * se

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
-from bench.claims import check_claims
+from bench.claim_spec import check_claims
 from bench.data.splits import SPLIT_FACTORS
 from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, MetricSpec, perturbed_copies

@@ -12,8 +12,15 @@ import torch
 from conftest import tiny_suite_text
 
 from bench.cli import main
+from bench.methods.base import register_method
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@register_method("test_cli_raises")
+def _raises(model, x, target, *, x_range, generator, chunk_size):
+    """Fails its job (a broken submission)."""
+    raise RuntimeError("this method always fails")
 
 
 def _suite(tmp_path: Path, old: str, new: str) -> str:
@@ -131,3 +138,28 @@ def test_the_installed_command_prints_one_line(tmp_path):
 def test_a_good_suite_still_passes_the_value_checks(tmp_path, tiny_suite, capsys):
     assert main(["run", tiny_suite(), "--results", str(tmp_path / "results"), "--dry-run"]) == 0
     assert "tiny: 2 jobs" in capsys.readouterr().out
+
+
+def test_a_failed_job_exits_1_after_the_others_ran_with_the_count_last(tmp_path, tiny_suite, capsys):
+    results = tmp_path / "results"
+    path = tiny_suite(methods=("grad", "test_cli_raises"), metrics=("sparseness",))
+    assert main(["run", path, "--results", str(results), "--quiet", "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert "FAILED shapes/cnn-small[relu]/seed0/test_cli_raises: RuntimeError" in err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("tiny: 1 ran, 0 already done, 1 failed") and last.endswith("; exit 1"), last
+    assert len(list((results / "tiny").glob("*.parquet"))) == 1  # the good job ran and was written
+    # Run again: the good job is done, the failed one runs again and fails again.
+    assert main(["run", path, "--results", str(results), "--quiet", "--device", "cpu"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("tiny: 0 ran, 1 already done, 1 failed")
+    assert main(["run", tiny_suite(methods=("grad",), metrics=("sparseness",)), "--results", str(results),
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("tiny: 0 ran, 1 already done, 0 failed")
+
+
+def test_help_names_the_exit_codes(capsys):
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "exit status: 0" in text and "1 when" in text and "2 " in text, text

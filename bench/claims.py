@@ -31,17 +31,15 @@ import json
 import math
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.board import stats
+from bench.board.config import BoardConfig, load_board_config
+from bench.claim_spec import KINDS, check_claims  # noqa: F401  (re-exported: the suite loader's check)
 from bench.errors import ResultsError, SuiteError
-
-if TYPE_CHECKING:
-    from bench.board.config import BoardConfig
-
-KINDS = ("trend", "compare", "faster_drop", "extreme", "within", "cap_met")
 
 
 @dataclass
@@ -143,11 +141,6 @@ class _Bootstrap:
     """The board's bootstrap settings; one paired draw per claim, seeded by the claim id."""
 
     def __init__(self, claim_id: str, config: BoardConfig | None) -> None:
-        # Imported here, not at the top: bench.suite imports this module for check_claims, and the
-        # suite layer must not load the board.
-        from bench.board import stats
-        from bench.board.config import load_board_config
-
         self.stats, self.claim_id = stats, claim_id
         self.config = config or load_board_config()
         self.kinds: dict[str, str] = {}  # metric → its declared aggregate (rows' "aggregate"; default mean)
@@ -331,20 +324,6 @@ def _scale(rows: pd.DataFrame) -> str:
         acc = rows.drop_duplicates("model_hash" if "model_hash" in rows else "job_id")["model_test_accuracy"]
         parts.append(f"model test accuracy {acc.min():.2f}–{acc.max():.2f}")
     return "; ".join(parts)
-
-
-def check_claims(claims: list[dict[str, Any]]) -> None:
-    for i, c in enumerate(claims):
-        kind = c.get("kind", "trend") if isinstance(c, dict) else None
-        if not isinstance(c, dict) or "id" not in c or ("metric" not in c and kind != "cap_met"):
-            raise SuiteError(f"claims[{i}] needs at least 'id' and 'metric'")
-        need = {"trend": ("along",), "compare": ("a", "b"), "faster_drop": ("along", "versus"),
-                "extreme": ("along", "at"), "within": ("a", "range"), "cap_met": ()}.get(kind)
-        if need is None:
-            raise SuiteError(f"claims[{i}] ('{c['id']}'): kind must be one of {KINDS}")
-        missing = [k for k in need if k not in c]
-        if missing:
-            raise SuiteError(f"claims[{i}] ('{c['id']}'): a {kind} claim needs {', '.join(missing)}")
 
 
 def format_verdicts(verdicts: list[Verdict]) -> str:

@@ -4,8 +4,10 @@ A list value in ``[[methods]] params`` is an axis of the grid; so are ``activati
 ``seeds`` and ``split_factor`` of ``[[models]]`` (a job's model is split 0 of its split factor).
 A ``[[models]]`` table runs on every dataset of the suite, or on those its ``datasets`` names
 (``datasets = ["shapes"]``: a ResNet has no place on 8×8 digits); the names are the suite's own.
-Every name is checked against the registry, every parameter against the factory that will
-receive it, so a typo fails here with one line, not an hour into a run.
+Every name is checked against the registry, every parameter (each value of a list axis too)
+against the factory that will receive it: the suite creates each method of each grid point and
+each metric, so a typo or a value the factory refuses (``n = -5``) fails here with one line, not
+an hour into a run.
 
 ``noise_resilience = true`` adds, after the suite's jobs, a copy of every job of each recipe's
 lowest training seed whose model carries MetaQuantus' minor weight noise (``bench.models.perturb``);
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
-from bench.claims import check_claims
+from bench.claim_spec import check_claims
 from bench.data.splits import SPLIT_FACTORS
 from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, MetricSpec, perturbed_copies
@@ -226,7 +228,8 @@ def expand(spec: dict[str, Any], path: Path) -> Suite:
     metrics, only = _metric_specs(spec["metrics"], [name for name, _ in datasets])
     for m in metrics:
         _check_params(registry.metrics, m.name, m.params, "metrics")
-    needs = [(m.name, registry.metrics.create(m.name, **m.params)) for m in metrics]  # their declarations
+    needs = [(m.name, _create(registry.metrics, m.name, m.params, f"metrics[{i}]"))  # their declarations
+             for i, m in enumerate(metrics)]
     per_dataset = _metrics_per_dataset(metrics, needs, only, [name for name, _ in datasets])
     methods = _methods(spec["methods"])
 
@@ -272,12 +275,22 @@ def _methods(items: Any) -> list[tuple[str, dict[str, Any], str]]:
     """``[[methods]]`` expanded over their parameter grids: ``(name, full params, label)`` per point,
     the registered defaults filled in so equal methods get equal labels."""
     methods: list[tuple[str, dict[str, Any], str]] = []
-    for name, params in _named(items, "methods"):
+    for i, (name, params) in enumerate(_named(items, "methods")):
         _check_params(registry.methods, name, params, "methods")
         for point in _grid(params):
             full = {**registry.methods.get(name).defaults, **point}
+            _create(registry.methods, name, full, f"methods[{i}]")
             methods.append((name, full, method_label(name, full)))
     return methods
+
+
+def _create(reg: registry.Registry, name: str, params: dict[str, Any], where: str) -> Any:
+    """``reg``'s factory for ``name`` given ``params``: the one check of their values (the runner
+    creates the same object), so a value it refuses fails the suite's load, before anything runs."""
+    try:
+        return reg.create(name, **params)
+    except (GradBenchError, ValueError, TypeError) as e:
+        raise SuiteError(f"{where}: {e}") from None
 
 
 def _check_model(m: dict[str, Any], i: int, needs: list[tuple[str, Any]]) -> tuple[list[str], list[int]]:

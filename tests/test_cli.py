@@ -12,8 +12,15 @@ import torch
 from conftest import tiny_suite_text
 
 from bench.cli import main
+from bench.methods.base import register_method
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@register_method("test_cli_raises")
+def _raises(model, x, target, *, x_range, generator, chunk_size):
+    """Fails its job (a broken submission)."""
+    raise RuntimeError("this method always fails")
 
 
 def _suite(tmp_path: Path, old: str, new: str) -> str:
@@ -25,6 +32,7 @@ def _suite(tmp_path: Path, old: str, new: str) -> str:
 
 
 MODEL = 'architecture = "cnn-small"'
+SG = 'name = "smoothgrad"\nparams = { n = 4 }'
 BAD_SUITES = {  # (what the tiny suite says, what the bad one says, a word the message must have)
     "name is a number": ('name = "tiny"', "name = 5", "name"),
     "name escapes the results folder": ('name = "tiny"', 'name = "../escape_x"', "name"),
@@ -36,6 +44,21 @@ BAD_SUITES = {  # (what the tiny suite says, what the bad one says, a word the m
     "seed is a fraction": ("seed = 0", "seed = 0.5", "seed"),
     "accuracy cap above 1": (MODEL, MODEL + "\naccuracy_cap = 1.5", "accuracy_cap"),
     "accuracy cap of a dataset is 0": (MODEL, MODEL + "\naccuracy_cap = { shapes = 0 }", "accuracy_cap"),
+    # Method and metric parameter values: the factory's own check, run for every grid point at load.
+    "smoothgrad n is a word": (SG, 'name = "smoothgrad"\nparams = { n = "ten" }', "n='ten' is not allowed"),
+    "smoothgrad n is negative": (SG, 'name = "smoothgrad"\nparams = { n = -5 }', "n=-5 is not allowed"),
+    "a bad value inside a list axis": (SG, 'name = "smoothgrad"\nparams = { n = [4, 0] }', "n=0 is not allowed"),
+    "a composite's base_params": (SG, 'name = "smoothgrad"\nparams = { n = 4, base = "integrated_gradients", '
+                                      'base_params = { steps = 0 } }', "steps=0 is not allowed"),
+    "a bad metric parameter": ("'sparseness'", '{ name = "max_sensitivity", params = { nr_samples = -1 } }',
+                               "nr_samples=-1 is not allowed"),
+    "a metric parameter of the wrong type": ("'sparseness'", '{ name = "invariance", params = { shift = "big" } }',
+                                             "shift='big' is not allowed"),
+}
+ALIASES = {  # registry aliases (registry/methods.toml) of composite implementations, a value their factory refuses
+    "s-ig-b": ("params = { steps = 0 }", "steps=0 is not allowed"),
+    "a-ng": ("params = { n = 2, m = [2, -1] }", "m=-1 is not allowed"),
+    "a-gi": ('params = { rule = "paper-ish" }', "rule='paper-ish' is not allowed"),
 }
 BAD_FLAGS = {
     "unknown device": (["--device", "tpu"], "device"),
@@ -65,6 +88,16 @@ def test_bad_suite_values_are_one_line_and_write_nothing(tmp_path, capsys, case,
     _refused(argv + ["--dry-run"] * dry_run, capsys, word)
     assert not results.exists()
     assert not (tmp_path / "escape_x").exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("alias", sorted(ALIASES))
+def test_bad_values_of_aliased_composites_are_refused_at_load(tmp_path, capsys, alias, dry_run):
+    params, word = ALIASES[alias]
+    results = tmp_path / "results"
+    argv = ["run", _suite(tmp_path, SG, f'name = "{alias}"\n{params}'), "--results", str(results), "--quiet"]
+    _refused(argv + ["--dry-run"] * dry_run, capsys, word)
+    assert not results.exists()
 
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
@@ -105,3 +138,28 @@ def test_the_installed_command_prints_one_line(tmp_path):
 def test_a_good_suite_still_passes_the_value_checks(tmp_path, tiny_suite, capsys):
     assert main(["run", tiny_suite(), "--results", str(tmp_path / "results"), "--dry-run"]) == 0
     assert "tiny: 2 jobs" in capsys.readouterr().out
+
+
+def test_a_failed_job_exits_1_after_the_others_ran_with_the_count_last(tmp_path, tiny_suite, capsys):
+    results = tmp_path / "results"
+    path = tiny_suite(methods=("grad", "test_cli_raises"), metrics=("sparseness",))
+    assert main(["run", path, "--results", str(results), "--quiet", "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert "FAILED shapes/cnn-small[relu]/seed0/test_cli_raises: RuntimeError" in err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("tiny: 1 ran, 0 already done, 1 failed") and last.endswith("; exit 1"), last
+    assert len(list((results / "tiny").glob("*.parquet"))) == 1  # the good job ran and was written
+    # Run again: the good job is done, the failed one runs again and fails again.
+    assert main(["run", path, "--results", str(results), "--quiet", "--device", "cpu"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("tiny: 0 ran, 1 already done, 1 failed")
+    assert main(["run", tiny_suite(methods=("grad",), metrics=("sparseness",)), "--results", str(results),
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("tiny: 0 ran, 1 already done, 0 failed")
+
+
+def test_help_names_the_exit_codes(capsys):
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "exit status: 0" in text and "1 when" in text and "2 " in text, text

@@ -100,8 +100,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_walker_sees_module_and_function_level_imports():
     assert "bench.registry" in GRAPH["bench.plugins"]  # module level
-    assert "bench.submit" in GRAPH["bench.cli"]  # inside _cmd_submit
-    assert "bench.run.runner" in GRAPH["bench.cli"]  # `from bench.run.runner import Runner`
+    assert "bench.submit" in GRAPH["bench.cli.submit"]  # inside command()
+    assert "bench.run.runner" in GRAPH["bench.cli.run"]  # `from bench.run.runner import Runner`
+    assert "bench.cli.run" in GRAPH["bench.cli"]  # `from bench.cli import cite, …, run, …`: modules
     assert "bench.methods.cam" in GRAPH["bench.methods"]  # `from bench.methods import cam, …`
 
 
@@ -139,3 +140,33 @@ def test_no_import_circles():
 def test_waived_edges_still_exist():
     """A waiver whose edge is gone must go too, or it would hide the next circle through it."""
     assert all(t in GRAPH.get(m, ()) for m, t in WAIVED)
+
+
+def _reach(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        for t in GRAPH.get(todo.pop(), ()):
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return seen
+
+
+def test_the_suite_loader_does_not_reach_the_board():
+    """``bench.suite`` validates claims with ``bench.claim_spec``; judging them (``bench.claims``) needs the
+    board, which loads suites: one direction, no import (at any level) from the loader up to the board."""
+    up = sorted(t for t in _reach("bench.suite") if _under(t, (*BOARD, "bench.claims")))
+    assert not up, f"bench.suite reaches {up}"
+    assert "bench.claim_spec" in GRAPH["bench.suite"]
+    assert {"bench.board.stats", "bench.board.config", "bench.claim_spec"} <= GRAPH["bench.claims"]
+
+
+def test_importing_the_suite_loader_loads_no_board_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, bench.suite; "
+            "print(sorted(m for m in sys.modules if m.startswith(('bench.board', 'bench.claims'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT.parent).stdout.strip()
+    assert out == "[]"

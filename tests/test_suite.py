@@ -145,3 +145,24 @@ def test_samples_per_dataset(tmp_path):
     p.write_text(p.read_text().replace(", digits = 1", ""))
     with pytest.raises(SuiteError, match="samples is a table but has no entry for dataset 'digits'"):
         load_suite(str(p))
+
+
+def test_every_grid_point_and_metric_value_is_checked_by_its_factory(tmp_path):
+    """The suite creates each method of each grid point and each metric: the factory's own value check."""
+    ok = load_suite(write(tmp_path, BASE.replace('metrics = ["ef"]', 'metrics = ["ef", { name = "information_level", '
+                                                 'params = { thresholds = [0.2, 0.5], n_masks = 2 } }]')
+                          + '[[methods]]\nname = "smoothgrad"\nparams = { n = [2, 3] }\n'))
+    assert len(ok.jobs) == 2 * 2 * 2  # a list for a tuple parameter (TOML has no tuples) is allowed
+    for text, match in [
+        ('[[methods]]\nname = "smoothgrad"\nparams = { n = [2, "ten"] }\n', "methods[0]: method 'smoothgrad': n='ten'"),
+        ('[[methods]]\nname = "grad"\n[[methods]]\nname = "adaptgrad"\nparams = { c = [0.9, 1.5] }\n',
+         "methods[1]: method 'adaptgrad': c=1.5 is not allowed; c must be a finite number in (0, 1)"),
+        ('[[methods]]\nname = "noisegrad"\nparams = { n = 2, base = "smoothgrad", base_params = { n = true } }\n',
+         "base_params of its base 'smoothgrad'"),
+    ]:
+        with pytest.raises(SuiteError, match=re.escape(match)):
+            load_suite(write(tmp_path, BASE + text))
+    bad_metric = BASE.replace('metrics = ["ef"]',
+                              'metrics = ["ef", { name = "top_k_intersection", params = { k = 0 } }]')
+    with pytest.raises(SuiteError, match=re.escape("metrics[1]: metric 'top_k_intersection': k=0 is not allowed")):
+        load_suite(write(tmp_path, bad_metric + '[[methods]]\nname = "grad"\n'))

@@ -1,13 +1,15 @@
-"""Parameter values of a method, checked when the method is created.
+"""Parameter values of a method or metric, checked when it is created.
 
 What a parameter allows is declared once, in the method function's own annotations: the type
 (``int``, ``float``, ``bool``, ``str``, ``None``, ``dict``, a class, unions of them, ``Literal[…]``
 for a fixed set of choices) and, through ``Annotated``, a range (``PositiveInt``, ``NonNegative``,
-``OpenUnit`` below). ``register_method`` reads the annotations once; ``create_method`` checks
-every given value against them, so a suite's ``--dry-run`` refuses ``n = "ten"``, ``n = 0`` or
-``rule = "x"`` before anything runs, in one line naming the parameter, the value and what is
+``OpenUnit`` below). ``register_method`` and ``register_metric`` read the annotations once; their
+factories check every given value against them, and the suite loader creates every method of
+every grid point and every metric, so loading a suite (``--dry-run`` included) refuses ``n = "ten"``,
+``n = 0`` or ``rule = "x"`` before anything runs, in one line naming the parameter, the value and what is
 allowed. A ``bool`` is not an ``int`` or a number here (``n = true`` is a mistake, not 1).
-Annotations that are not one of these (or that do not resolve) check nothing.
+A ``tuple[…]`` parameter takes a list (TOML has no tuples). Annotations that are not one of these
+(or that do not resolve) check nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bench.errors import InputError
 
 
 class ParameterError(InputError, ValueError):
-    """A parameter value a method does not allow (a ``ValueError`` too, for callers that catch those)."""
+    """A parameter value a method or metric does not allow (a ``ValueError`` too, for callers that catch those)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def allows(hint: Any, v: Any) -> bool:
         return any(type(v) is type(c) and v == c for c in typing.get_args(hint))
     if origin is not None:  # dict[str, Any], list[int], …: the container type only
         hint = origin
+    if hint is tuple:  # a suite (TOML) gives a list
+        return isinstance(v, list | tuple)
     if hint is bool:
         return isinstance(v, bool)
     if hint is int:
@@ -117,10 +121,11 @@ def parameter_hints(fn: Callable[..., Any], names: set[str]) -> dict[str, Any]:
     return {n: h for n, h in hints.items() if n in names}
 
 
-def check_values(method: str, hints: dict[str, Any], params: dict[str, Any]) -> None:
-    """Raise ``ParameterError`` for the first value its annotation does not allow."""
+def check_values(method: str, hints: dict[str, Any], params: dict[str, Any], kind: str = "method") -> None:
+    """Raise ``ParameterError`` for the first value its annotation does not allow (``kind``: what
+    ``method`` names in the message, a method or a metric)."""
     for name, value in params.items():
         hint = hints.get(name)
         if hint is not None and not allows(hint, value):
-            raise ParameterError(f"method '{method}': {name}={value!r} is not allowed; "
+            raise ParameterError(f"{kind} '{method}': {name}={value!r} is not allowed; "
                                  f"{name} must be {describe(hint)}")

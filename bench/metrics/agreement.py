@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench.methods.params import PositiveInt
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 from bench.metrics.correlation import spearman
 
@@ -106,7 +107,7 @@ def split_rank_corr(ctx: MetricContext, same_init: bool = False, shared_noise: b
 @register_metric("split_topk_intersection", direction="higher", category="agreement", citation=CITATION,
                  twins=("pair",), reexplains=True,
                  description="Shared fraction of the top-k pixels of the |channel-sum| maps of two split models")
-def split_topk_intersection(ctx: MetricContext, k: int = 100, absolute: bool = True,
+def split_topk_intersection(ctx: MetricContext, k: PositiveInt = 100, absolute: bool = True,
                             same_init: bool = False, shared_noise: bool = False) -> Tensor:
     """``absolute=False`` ranks the signed channel sum instead (salient = most positive)."""
     m1, m2 = pair_maps(ctx, same_init, shared_noise=shared_noise)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from bench.aggregates import AGGREGATES, aggregate_values  # noqa: F401  (re-exported)
 from bench.errors import MethodOutputError
 from bench.methods.base import default_chunk_size
+from bench.methods.params import check_values, parameter_hints
 from bench.registry import checked_factory, metrics
 
 DIRECTIONS = ("higher", "lower")
@@ -187,14 +188,18 @@ def register_metric(name: str, *, direction: str, category: str, description: st
     (:data:`TWIN_KINDS`), or a function of the metric's parameters giving them.
     ``reexplains``: it calls the job's method again, through ``ctx.explain``.
     ``side_tables``: the tables it emits with ``ctx.emit`` (the results store writes each).
-    ``aggregate``: how its per-sample values make the job value (:data:`bench.aggregates.AGGREGATES`)."""
+    ``aggregate``: how its per-sample values make the job value (:data:`bench.aggregates.AGGREGATES`).
+    The values a parameter allows are ``fn``'s annotations (``bench.methods.params``), checked when
+    the metric is created (and so when a suite naming it loads)."""
     if direction not in DIRECTIONS or category not in CATEGORIES:
         raise ValueError(f"metric '{name}': direction in {DIRECTIONS}, category in {CATEGORIES}")
 
     def decorator(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        hints = parameter_hints(fn, set(inspect.signature(fn).parameters) - {"ctx"})
 
         def build(params: dict[str, Any]) -> Metric:
+            check_values(name, hints, params, kind="metric")
             kinds = twins(params) if callable(twins) else twins
             return Metric(name, fn, params, direction, category, desc, excludes, masks, tuple(kinds),
                           reexplains, tuple(side_tables), aggregate)

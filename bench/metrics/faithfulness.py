@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from bench.methods.params import PositiveInt
 from bench.metrics.base import MetricContext, register_metric
 from bench.metrics.correlation import pearson
 from bench.metrics.perturbation import baseline_value, rows_per_call, target_scores
@@ -56,7 +57,7 @@ def trapezoid(curve: Tensor) -> Tensor:
 
 @register_metric("pixel_flipping", direction="lower", category="faithfulness",
                  description="AUC of the target score as the most relevant features are flipped first (lower = better)")
-def pixel_flipping(ctx: MetricContext, features_in_step: int = 1, perturb_baseline: str | float = "black",
+def pixel_flipping(ctx: MetricContext, features_in_step: PositiveInt = 1, perturb_baseline: str | float = "black",
                    softmax: bool = True, abs: bool = False) -> Tensor:
     """Quantus ``PixelFlipping(return_auc_per_sample=True)``: trapezoid AUC (dx = 1, so it grows with
     the number of steps ⌈F/features_in_step⌉) of the score curve."""
@@ -106,7 +107,7 @@ def random_subsets(runs: int, batch: int, n_features: int, size: int, generator:
 
 @register_metric("faithfulness_correlation", direction="higher", category="faithfulness",
                  description="Pearson of random subsets' attribution sums with the score drop on removing them")
-def faithfulness_correlation(ctx: MetricContext, nr_runs: int = 100, subset_size: int = 224,
+def faithfulness_correlation(ctx: MetricContext, nr_runs: PositiveInt = 100, subset_size: PositiveInt = 224,
                              perturb_baseline: str | float = "black", softmax: bool = False,
                              abs: bool = False) -> Tensor:
     """Quantus ``FaithfulnessCorrelation``: subsets drawn from the job's generator (Quantus draws

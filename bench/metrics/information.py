@@ -39,6 +39,7 @@ from PIL import Image
 from scipy import interpolate
 from torch import Tensor, nn
 
+from bench.methods.params import PositiveInt
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 
 THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
@@ -189,7 +190,7 @@ def pic_curves_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tuple[Tens
                  aggregate="reported",
                  description="PIC AUC: score recovered per WebP byte as top-salient pixels are un-blurred (XRAI)")
 def information_level(ctx: MetricContext, thresholds: tuple[float, ...] = THRESHOLDS, mask_fraction: float = 0.01,
-                      n_masks: int = 10, min_pred_value: float | None = None, keep_monotonous: bool = True,
+                      n_masks: PositiveInt = 10, min_pred_value: float | None = None, keep_monotonous: bool = True,
                       excluded_value: float | None = None) -> Tensor:
     """Each image's mean PIC AUC over its ``n_masks`` random masks (the same for every method); the
     job value reported is the AUC of the median curve over all kept (image, mask) curves."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from bench.methods.params import PositiveInt
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 
 
@@ -125,7 +126,7 @@ def relevance_rank_accuracy(ctx: MetricContext, abs: bool = False) -> Tensor:
 
 @register_metric("top_k_intersection", direction="higher", category="localisation", masks=True, excludes=True,
                  description="Share of the 2-D map's top k pixels inside the mask (Quantus TopKIntersection, k=1000)")
-def top_k_intersection(ctx: MetricContext, k: int = 1000, abs: bool = False) -> Tensor:
+def top_k_intersection(ctx: MetricContext, k: PositiveInt = 1000, abs: bool = False) -> Tensor:
     """Quantus' default k = 1000 is sized for ImageNet: on a 32×32 image it keeps all but 24 pixels, so
     the value is close to (mask size)/1000 whatever the map; a map equal to the mask scores
     min(mask size, k)/k, not 1."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from bench.methods.params import PositiveInt
 from bench.metrics.agreement import _twin, explain_same_noise, independent_generator, pair_maps
 from bench.metrics.base import MetricContext, channel_sum, register_metric
 from bench.metrics.correlation import spearman
@@ -164,7 +165,7 @@ def max_sensitivity_of(ctx: MetricContext, noise_batches, method=None) -> Tensor
 
 @register_metric("max_sensitivity", direction="lower", category="robustness", reexplains=True,
                  description="Largest relative change of the map under uniform input noise of radius lower_bound")
-def max_sensitivity(ctx: MetricContext, nr_samples: int = 200, lower_bound: float = 0.2) -> Tensor:
+def max_sensitivity(ctx: MetricContext, nr_samples: PositiveInt = 200, lower_bound: float = 0.2) -> Tensor:
     """Quantus ``MaxSensitivity`` (defaults: 200 draws of U(−0.2, 0.2) noise on every feature, Frobenius
     norms, no normalisation). Noise comes from the job's generator; on the same noise the two agree.
 

@@ -348,7 +348,7 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
 def judge_suite(suite: Any, results: str = "results", config: BoardConfig | None = None) -> list[Verdict]:
     """Every ``[[claims]]`` of a loaded ``bench.suite.Suite`` judged on its results under ``results``.
 
-    Takes the suite, not its name: ``bench.suite`` imports this module, so this one must not import it.
+    Takes the suite, not its name: the loaded suite says which jobs are current.
     """
     from bench.run.results import drop_jobs, ignored_note, join, load_rows, load_samples, stale_jobs
 

@@ -118,6 +118,9 @@ def test_every_metric_of_every_suite_scores_the_controls(tmp_path):
     rows = load_rows(tmp_path / "results" / "controls")
     assert set(rows.metric) == {m["name"] for m in metrics} and np.isfinite(rows.value).all()
     by = rows.set_index(["method", "metric"]).value
-    for name in CONTROLS:  # the same map from both models: perfect agreement, which no model earned
-        assert by[name, "split_rank_corr"] == pytest.approx(1.0) and by[name, "split_l2"] == 0
+    # sobel gives both models the same map: perfect agreement, which no model earned. random's twin
+    # draws its own noise (split agreement's default), so two independent uniform maps: no agreement.
+    assert by["sobel", "split_rank_corr"] == pytest.approx(1.0) and by["sobel", "split_l2"] == 0
+    assert abs(by["random", "split_rank_corr"]) < 0.15 and by["random", "split_l2"] > 0
+    for name in CONTROLS:
         assert by[name, "inherent_noise"] == 0 and by[name, "fidelity"] == 0  # no input noise, smooths nothing

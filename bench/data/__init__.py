@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from bench.data import digits, synthetic, vision  # noqa: F401  (registration)
+from bench.data import digits, idx, synthetic, vision  # noqa: F401  (registration)
 from bench.data.base import ImageDataset
 from bench.registry import datasets
 

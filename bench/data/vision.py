@@ -1,4 +1,4 @@
-"""Real image datasets: MNIST, Fashion-MNIST, CIFAR-10/100 (torchvision) and ImageFolder trees
+"""Real image datasets: MNIST, CIFAR-10/100 (torchvision) and ImageFolder trees
 (TinyImageNet, Caltech-256, Imagenette, ImageNet, any ``imagefolder``).
 
 Files are looked for under ``data_root`` (a dataset parameter), else ``$GRADBENCH_DATA`` (what
@@ -100,8 +100,6 @@ def _register_torchvision(name: str, cls_name: str, mean: tuple[float, ...], std
 
 
 _register_torchvision("mnist", "MNIST", (0.1307,), (0.3081,), 10, "LeCun et al., MNIST (1998)")
-_register_torchvision("fashion-mnist", "FashionMNIST", (0.2860,), (0.3530,), 10,
-                      "Xiao, Rasul & Vollgraf, Fashion-MNIST (2017)")
 _register_torchvision("cifar10", "CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10,
                       "Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009)")
 _register_torchvision("cifar100", "CIFAR100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100,

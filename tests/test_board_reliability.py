@@ -8,6 +8,7 @@ import pytest
 from test_board_significance import TRACK, make_results
 
 from bench.board.config import BoardConfig, load_board_config
+from bench.board.references import with_controls
 from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
 from bench.board.significance import PERTURBATION, paired_tests
 from bench.board.stats import aggregate
@@ -16,9 +17,10 @@ CONFIG = BoardConfig(bootstrap_resamples=200)
 KEY = ("s", "shapes", "cnn-small", "relu", "", "m")
 
 
-def _react(values: dict[str, np.ndarray]):
+def _react(values: dict[str, np.ndarray], controls: tuple[str, ...] | None = None):
     rows, samples = make_results(values)
-    return reactivity(aggregate(rows, samples, CONFIG), paired_tests(rows, samples)).iloc[0]
+    rows = with_controls(rows)  # random and sobel: declared controls in the registry
+    return reactivity(aggregate(rows, samples, CONFIG), paired_tests(rows, samples), controls=controls).iloc[0]
 
 
 def test_a_metric_that_ignores_the_map_is_flagged():
@@ -37,12 +39,13 @@ def test_a_metric_that_sees_the_map_is_not_flagged():
 
 def test_reactivity_not_measured_without_the_control():
     noise = np.random.default_rng(2).normal(size=(2, 20))
-    r = _react({"grad": noise, "smoothgrad": noise + 1.0})
+    r = _react({"grad": noise, "smoothgrad": noise + 1.0}, controls=("random", "sobel"))
     assert (r["vs_random"], r["vs_sobel"], r["unreactive"]) == ("not measured", "not measured", False)
 
 
 def test_reactivity_falls_back_to_ci_without_per_sample_values():
     rows, samples = make_results({"grad": np.full((1, 4), 5.0), "random": np.full((1, 4), 1.0)})
+    rows = with_controls(rows)
     rows["stderr"] = 0.1
     r = reactivity(aggregate(rows, None, CONFIG), paired_tests(rows, samples.iloc[:0])).iloc[0]
     assert (r["vs_random"], r["basis"], r["unreactive"]) == ("better", "ci-overlap", False)
@@ -116,6 +119,7 @@ def test_cost_counts_each_job_once():
 def test_metric_flags_name_the_reasons():
     per_input = np.random.default_rng(4).normal(size=(2, 20))
     rows, samples = make_results({"grad": per_input, "random": per_input.copy()})
+    rows = with_controls(rows)
     react = reactivity(aggregate(rows, samples, CONFIG), paired_tests(rows, samples))
     flags = metric_flags(react, noise_resilience(_nr_rows(), threshold=0.1))
     assert flags == {KEY: ["does not rank grad above random (not different)",

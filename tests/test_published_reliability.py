@@ -25,12 +25,18 @@ def board():
     return compute_board(load_rows(RESULTS), load_samples(RESULTS), load_board_config())
 
 
-def test_random_is_last_on_every_faithfulness_metric_of_the_default_suite(board):
+def test_random_is_the_bar_on_every_faithfulness_metric_of_the_default_suite(board):
+    """random is a reference row (never ranked), scores worst of all methods on faithfulness, and every
+    method clears it there (no ⊘ on a faithfulness cell)."""
     faith = board.cells[board.cells["category"] == "faithfulness"]
     assert len(faith) and {"random", "grad"} <= set(faith["method_label"])
+    assert board.controls[0] == "random"
     for key, g in faith.groupby([*TRACK, "metric"]):
-        ranks = g.set_index("method_label")["rank"]
-        assert ranks["random"] == ranks.max() and ranks["random"] > ranks["grad"], key
+        by_method = g.set_index("method_label")
+        oriented = by_method["value"].where(by_method["direction"] == "higher", -by_method["value"])
+        assert by_method.loc["random", "rank"] == 0 and oriented.idxmin() == "random", key
+    bar = board.bar[board.bar["metric"].isin(set(faith["metric"]))]
+    assert len(bar) and bar["clears"].all()
 
 
 def test_every_metric_of_the_default_suite_has_its_controls_and_noise_resilience_measured(board):

@@ -5,7 +5,9 @@ paired Wilcoxon–Holm tests (``significance``; CI overlap where pairs are missi
 overall ranks per track. Across a suite's tracks: Friedman + Nemenyi over the methods present on
 every track (``friedman``). Beside the scores: reactivity to the control methods, noise resilience,
 concordance of a category's metrics and each method's cost (``reliability``). Only ordinary rows
-(no ``model_perturbation``) are ranked; perturbed rows feed noise resilience alone.
+(no ``model_perturbation``) are ranked; perturbed rows feed noise resilience alone. Controls
+(``references``) are shown, never ranked: their cells are the reference every method is compared
+with (``bar``), and they enter no category, overall or summary rank and no concordance.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from bench.board.config import BoardConfig
 from bench.board.friedman import SuiteSummary, suite_summaries
+from bench.board.references import bar_verdicts, competitors, controls_of, ordered_controls, with_controls
 from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
 from bench.board.significance import paired_tests, rank_cells
 from bench.board.stats import aggregate, category_ranks, overall_ranks, sanity_failures, with_training
@@ -26,7 +29,9 @@ from bench.run.results import ordinary_rows
 @dataclass(frozen=True)
 class Board:
     """The board's numbers. ``cells``: aggregate + ``rank``, ``group``, ``test``; ``flags``: sanity
-    (track…, method) → reasons; ``metric_flags``: (track…, metric) → why the metric is unreliable there."""
+    (track…, method) → reasons; ``metric_flags``: (track…, metric) → why the metric is unreliable there;
+    ``controls``: the controls' labels (the bar first); ``bar``: each method against the bar per metric
+    (``references.BAR_COLUMNS``)."""
 
     cells: pd.DataFrame
     categories: pd.DataFrame
@@ -39,19 +44,22 @@ class Board:
     concordance: pd.DataFrame
     cost: pd.DataFrame
     metric_flags: dict[tuple, list[str]]
+    controls: tuple[str, ...]
+    bar: pd.DataFrame
 
 
 def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, config: BoardConfig | None = None,
                   sanity: Mapping[str, Mapping[str, float]] | None = None) -> Board:
     config = config or BoardConfig()
-    rows = with_training(rows)
+    rows = with_controls(with_training(rows))
     ordinary = ordinary_rows(rows)
     samples = samples if samples is not None else pd.DataFrame(columns=["job_id", "metric", "sample", "value"])
     tests = paired_tests(ordinary, samples, config.alpha)
     cells = rank_cells(aggregate(ordinary, samples, config), tests)
-    cat = category_ranks(cells)
+    ranked = competitors(cells)
+    cat = category_ranks(ranked)
     react = reactivity(cells, tests)
     nr = noise_resilience(rows, config.noise_resilience_max)
     return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}), tests,
-                 suite_summaries(cells, config.alpha), react, nr, concordance(cells), cost(ordinary),
-                 metric_flags(react, nr))
+                 suite_summaries(ranked, config.alpha), react, nr, concordance(ranked), cost(ordinary),
+                 metric_flags(react, nr), ordered_controls(controls_of(cells)), bar_verdicts(cells, tests))

@@ -56,10 +56,12 @@ class Column:
 @dataclass
 class Cell:
     """A table cell: ``text`` as shown; ``sort`` the key the HTML table sorts by (numbers before text,
-    None = no value, last in either direction); ``flag`` a short marker shown after the text (⚠)."""
+    None = no value, last in either direction); ``flag`` a short marker shown after the text (⚠, ⊘);
+    ``reference``: a control's cell, shown but not ranked (greyed on the page)."""
     text: str
     sort: float | str | None = None
     flag: str | None = None
+    reference: bool = False
 
 
 @dataclass

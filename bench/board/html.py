@@ -53,6 +53,7 @@ th button { font: inherit; font-weight: 600; background: none; border: 0; paddin
 th[aria-sort="ascending"] button::after { content: " \\25B2"; }
 th[aria-sort="descending"] button::after { content: " \\25BC"; }
 .flag { color: #b00020; }
+td.reference { color: #6b6b6b; background: #f3f3f3; font-style: italic; }
 figure { margin: .5rem 0 1.5rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; }
 [hidden] { display: none !important; }
@@ -146,7 +147,8 @@ def sort_attribute(key: float | str | None) -> str:
 
 def cell(c: Cell, column: Column) -> str:
     flag = f' <span class="flag">{esc(c.flag)}</span>' if c.flag else ""
-    tags = attributes(data_suite=column.suite, data_category=column.category)
+    tags = attributes(data_suite=column.suite, data_category=column.category,
+                      **{"class": "reference" if c.reference else None})
     return f"<td{sort_attribute(c.sort)}{tags}>{esc(c.text)}{flag}</td>"
 
 

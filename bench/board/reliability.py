@@ -1,11 +1,12 @@
 """Can a metric be trusted on a track, and what does a method cost?
 
-- Reactivity to controls: the control methods ``random`` (uniform noise maps) and ``sobel`` (an
-  edge map of the input, blind to the model) run as ordinary methods. A metric that does not rank
-  the plain gradient (``grad``) significantly above ``random`` in the paired test
+- Reactivity to controls: the control methods (those the registry declares controls,
+  ``bench.board.references``: ``random``, uniform noise maps, and ``sobel``, an edge map of the
+  input, blind to the model) run as ordinary methods. A metric that does not rank the plain
+  gradient (``grad``) significantly above the noise control in the paired test
   (``significance.paired_tests``; CI non-overlap where the metric fell back to CI overlap) cannot
-  tell an explanation from noise on that track: it is flagged. ``grad`` vs ``sobel`` is reported.
-  "not measured" where the track lacks one of the two methods.
+  tell an explanation from noise on that track: it is flagged. ``grad`` vs every other control is
+  reported. "not measured" where the track lacks one of the two methods.
 - Noise resilience: rows with a non-empty ``model_perturbation`` are the same jobs on a minor weight
   perturbation of the model (accuracy unchanged). NR = mean over methods of |v_perturbed −
   v_ordinary| (job values matched on method and training seed, averaged over the seeds) over the
@@ -26,12 +27,11 @@ import numpy as np
 import pandas as pd
 
 from bench.board.friedman import block_rank_matrix, friedman, kendall_w, oriented
+from bench.board.references import NOT_MEASURED, controls_of, ordered_controls, pairs_by_key, versus
 from bench.board.stats import TRACK, with_training
 from bench.run.results import PERTURBATION, ordinary_rows, perturbed_rows
 
-REFERENCE = "grad"
-CONTROLS = ("random", "sobel")
-NOT_MEASURED = "not measured"
+REFERENCE = "grad"  # the method a reliable metric must rank above the noise control
 NR_COLUMNS = [*TRACK, "metric", "perturbation", "methods", "jobs", "shift", "spread", "nr", "flagged"]
 CONCORDANCE_COLUMNS = [*TRACK, "category", "metrics", "methods", "w", "chi2", "p"]
 COST_COLUMNS = [*TRACK, "method_label", "jobs", "maps", "explain_seconds", "maps_per_second", "passes_per_map",
@@ -39,47 +39,33 @@ COST_COLUMNS = [*TRACK, "method_label", "jobs", "maps", "explain_seconds", "maps
 
 
 # -- reactivity ---------------------------------------------------------------------------------
-def _verdict_from_test(t: pd.Series, reference: str) -> tuple[str, float, float]:
-    sign = 1.0 if t["method_a"] == reference else -1.0
-    if not t["significant"]:
-        return "not different", float(t["p_holm"]), sign * float(t["effect"])
-    return ("better" if t["better"] == reference else "worse"), float(t["p_holm"]), sign * float(t["effect"])
-
-
-def _verdict_from_ci(ref: pd.Series, control: pd.Series) -> str:
-    flip = ref["direction"] == "lower"
-    lo, hi = (-ref["high"], -ref["low"]) if flip else (ref["low"], ref["high"])
-    clo, chi = (-control["high"], -control["low"]) if flip else (control["low"], control["high"])
-    return "better" if lo > chi else "worse" if hi < clo else "not different"
-
-
 def reactivity(cells: pd.DataFrame, tests: pd.DataFrame, reference: str = REFERENCE,
-               controls: Sequence[str] = CONTROLS) -> pd.DataFrame:
+               controls: Sequence[str] | None = None) -> pd.DataFrame:
     """Per (track, metric): ``vs_<control>`` ('better' | 'not different' | 'worse' | 'not measured'),
     ``p_<control>`` (Holm-adjusted) and ``effect_<control>`` (rank-biserial, > 0: the reference better)
-    for each control, ``basis`` ('wilcoxon-holm' | 'ci-overlap') and ``unreactive``: the reference is
-    measured against the first control and not significantly better."""
-    pairs = {(*k[:-2], frozenset(k[-2:])): t for k, t in
-             tests.set_index([*TRACK, "metric", "method_a", "method_b"], drop=False).iterrows()} if len(tests) else {}
+    for each control (default: the cells' declared controls, the noise control first), ``basis``
+    ('wilcoxon-holm' | 'ci-overlap') and ``unreactive``: the reference is measured against the first
+    control and not significantly better."""
+    controls = tuple(controls) if controls is not None else ordered_controls(controls_of(cells))
+    pairs = pairs_by_key(tests)
     out = []
     for key, g in cells.groupby([*TRACK, "metric"], sort=True):
         by_method = g.set_index("method_label")
         row: dict[str, object] = dict(zip([*TRACK, "metric"], key, strict=True))
         basis = "ci-overlap"
         for control in controls:
-            verdict, p, effect = NOT_MEASURED, np.nan, np.nan
-            if reference in by_method.index and control in by_method.index:
-                t = pairs.get((*key, frozenset((reference, control))))
-                if t is not None and np.isfinite(t["p"]):
-                    verdict, p, effect = _verdict_from_test(t, reference)
-                    basis = "wilcoxon-holm"
-                else:
-                    verdict = _verdict_from_ci(by_method.loc[reference], by_method.loc[control])
+            verdict, p, effect, how = versus(key, by_method, pairs, reference, control)
+            basis = "wilcoxon-holm" if how == "wilcoxon-holm" else basis
             row |= {f"vs_{control}": verdict, f"p_{control}": p, f"effect_{control}": effect}
-        first = row[f"vs_{controls[0]}"]
+        first = row[f"vs_{controls[0]}"] if controls else NOT_MEASURED
         out.append(row | {"basis": basis, "unreactive": first not in ("better", NOT_MEASURED)})
     columns = [*TRACK, "metric", *(f"{x}_{c}" for c in controls for x in ("vs", "p", "effect")), "basis", "unreactive"]
     return pd.DataFrame(out, columns=columns)
+
+
+def reactivity_controls(react: pd.DataFrame) -> list[str]:
+    """The controls a ``reactivity`` table measured, in its order (the bar first)."""
+    return [c[3:] for c in react.columns if c.startswith("vs_")]
 
 
 # -- noise resilience -----------------------------------------------------------------------------
@@ -167,10 +153,10 @@ def cost(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- flags for the board --------------------------------------------------------------------------
-def metric_flags(react: pd.DataFrame, nr: pd.DataFrame, control: str = CONTROLS[0],
-                 reference: str = REFERENCE) -> dict[tuple, list[str]]:
-    """(track…, metric) → reasons it is unreliable on that track, sorted (for a ⚠ beside the metric)."""
+def metric_flags(react: pd.DataFrame, nr: pd.DataFrame, reference: str = REFERENCE) -> dict[tuple, list[str]]:
+    """(track…, metric) → reasons it is unreliable on that track, sorted (for a ⚑ beside the metric)."""
     out: dict[tuple, list[str]] = {}
+    control = next(iter(reactivity_controls(react)), "")
     for r in react[react["unreactive"]].itertuples(index=False):
         key = tuple(getattr(r, c) for c in [*TRACK, "metric"])
         out.setdefault(key, []).append(f"does not rank {reference} above {control} ({getattr(r, f'vs_{control}')})")

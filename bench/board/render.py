@@ -32,7 +32,9 @@ from bench.board.document import (
     Table,
 )
 from bench.board.markdown import to_markdown
+from bench.board.references import BELOW_BAR, below_bar, competitors
 from bench.board.sections import number, ordered_categories, reliability_sections, suite_sections, track_title
+from bench.board.significance import RANKED
 from bench.board.stats import CELL, TRACK, with_training
 from bench.metrics.base import CATEGORIES
 from bench.run.results import digest, ordinary_rows
@@ -42,17 +44,23 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def _cell(r: pd.Series, effect: float | None = None) -> Cell:
+def _cell(r: pd.Series, effect: float | None = None, below_bar: bool = False) -> Cell:
     ci = f" ± {r['half']:.2g}" if np.isfinite(r["half"]) else ""
+    if r.get("control"):  # a reference row: its value and CI, no rank
+        return Cell(f"{_fmt(r['value'])}{ci} (ref)", number(r["value"]), reference=True)
     group = f" {r['group']}" if r.get("group") else ""
     versus = f"; r {effect:+.2f}" if effect is not None and np.isfinite(effect) else ""
-    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group}{versus})", number(r["value"]))
+    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group}{versus})", number(r["value"]),
+                BELOW_BAR if below_bar else None)
 
 
 def _effects_vs_leader(cells: pd.DataFrame, tests: pd.DataFrame) -> dict[tuple[str, str], float]:
     """(metric, method) → rank-biserial effect of the method against the metric's leader in the track
-    (rank 1, best mean; < 0: worse than the leader), from the paired tests."""
+    (rank 1, best mean; < 0: worse than the leader), from the paired tests of the competitors."""
     out = {}
+    cells = competitors(cells)
+    if "family" in tests:
+        tests = tests[tests["family"] == RANKED]
     for metric, g in cells.groupby("metric", sort=True):
         sign = -1.0 if g["direction"].iloc[0] == "lower" else 1.0
         leader = min(g.itertuples(index=False), key=lambda c: (c.rank, -sign * c.value, c.method_label)).method_label
@@ -117,7 +125,8 @@ def board_document(rows: pd.DataFrame, suites: Sequence[str], command: str, *, s
         sections.append(Section(ids.new("plots"), "Plots", 2))
         sections += [Section(ids.new("plot", title), title, 3, [Image(title, path)], suite=_plot_suite(title, rows))
                      for title, path in plots]
-    sections += _legend(cells, config, sanity or {}, bootstrap_share, globs, method_citations or {}, ids)
+    sections += _legend(cells, config, sanity or {}, bootstrap_share, globs, method_citations or {}, ids,
+                        board.controls)
     return Document(config.title, _header(rows, suites, config), command, sections)
 
 
@@ -144,6 +153,15 @@ def _method_cell(method: str, flagged: bool) -> Cell:
     return Cell(method, method, "⚠" if flagged else None)
 
 
+def _reference_row(method: str, cells: pd.DataFrame, metrics: Sequence[str], categories: Sequence[str],
+                   tail: list[Cell]) -> list[Cell]:
+    """A control's row: its cells' values and CIs, no rank anywhere, greyed in HTML."""
+    mine = cells[cells["method_label"] == method].set_index("metric")
+    return [Cell(f"{method} (reference)", method, reference=True), Cell("–", reference=True),
+            *(Cell("–", reference=True) for _ in categories),
+            *(_cell(mine.loc[m]) if m in mine.index else Cell("–", reference=True) for m in metrics), *tail]
+
+
 def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool, ids: Anchors) -> Section:
     cells, cat, over, part, spend = (_in_track(t, track) for t in (board.cells, board.categories, board.overall,
                                                                    ordinary_rows(rows), board.cost))
@@ -165,18 +183,23 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
                Column("n"), Column("maps/s"), Column("passes/map"), Column("device")]
     cost = spend.set_index("method_label")
     effects = _effects_vs_leader(cells, _in_track(board.tests, track))
+    missed = below_bar(board.bar)
     body = []
     for o in over.sort_values(["overall", "method_label"]).itertuples(index=False):
         mine = cells[cells["method_label"] == o.method_label].set_index("metric")
         my_cat = cat[cat["method_label"] == o.method_label].set_index("category")["rank"]
-        ns = sorted(set(mine["n"]))
         flagged = (*track, o.method_label) in board.flags
         body.append([_method_cell(o.method_label, flagged), Cell(f"{o.overall:.2f} ({o.rank})", number(o.overall)),
                      *(Cell(str(my_cat[c]), int(my_cat[c])) if c in my_cat else Cell("–") for c in categories),
-                     *(_cell(mine.loc[m], effects.get((m, o.method_label))) if m in mine.index else Cell("–")
-                       for m in metrics),
-                     Cell("/".join(map(str, ns)), int(ns[0]) if ns else None),
-                     *_cost_cells(cost.loc[o.method_label] if o.method_label in cost.index else None)])
+                     *(_cell(mine.loc[m], effects.get((m, o.method_label)), (*track, m, o.method_label) in missed)
+                       if m in mine.index else Cell("–") for m in metrics),
+                     _n_cell(mine), *_cost_cells(cost.loc[o.method_label] if o.method_label in cost.index else None)])
+    for control in board.controls:
+        if control in set(cells["method_label"]):
+            mine = cells[cells["method_label"] == control].set_index("metric")
+            body.append(_reference_row(control, cells, metrics, categories,
+                                       [_n_cell(mine), *_cost_cells(cost.loc[control] if control in cost.index
+                                                                    else None)]))
     section.blocks.append(Table(ids.new(section.id, "table"), columns, body))
     notes = [(f"⚑ {m}: {'; '.join(why)}",) for m, why in unreliable.items()]
     notes += [(f"⚠ {key[-1]}: {'; '.join(why)}",)
@@ -184,6 +207,11 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
     if notes:
         section.blocks.append(Paragraph(notes))
     return section
+
+
+def _n_cell(mine: pd.DataFrame) -> Cell:
+    ns = sorted(set(mine["n"]))
+    return Cell("/".join(map(str, ns)), int(ns[0]) if ns else None)
 
 
 def _cost_cells(c: pd.Series | None) -> list[Cell]:
@@ -204,7 +232,7 @@ def _category_order(cells: pd.DataFrame, metric: str) -> int:
 
 def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mapping[str, float]],
             bootstrap_share: float, globs: Sequence[str], method_citations: Mapping[str, str],
-            ids: Anchors) -> list[Section]:
+            ids: Anchors, controls: Sequence[str] = ()) -> list[Section]:
     level = f"{100 * config.confidence:g}%"
     items: list[Line] = [
         (f"Cell: mean ± half-width of the {level} confidence interval (rank, letters; r = effect size against "
@@ -234,6 +262,7 @@ def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mappi
          f"(1 + the number of methods better by at least the critical difference at α = {config.alpha:g}; all "
          "1 where Friedman does not reject). The blocks share models and inputs, unlike the independent data "
          "sets Demšar's procedure assumes.",),
+        *_control_items(controls, config),
         ("Cost: maps per second (inputs explained per second of the method's own time, summed over its jobs) "
          "and model passes (forward or backward) per map, on the device named.",),
     ]
@@ -247,6 +276,23 @@ def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mappi
     out = [Section(ids.new("legend"), "Legend", 2, [BulletList(items)]), _metric_table(cells, ids),
            _method_table(cells, method_citations, ids)]
     return out + _reproduce(cells, globs, ids)
+
+
+def _control_items(controls: Sequence[str], config: BoardConfig) -> list[Line]:
+    """The legend's lines on reference rows and the bar (none on a board without controls)."""
+    if not controls:
+        return []
+    bar = controls[0]
+    return [(f"Controls ({', '.join(controls)}: methods the registry declares controls, maps that owe nothing "
+             "to the model) are reference rows: shown with their value and CI (\"ref\"; greyed on the page), never "
+             "ranked — no rank or letters, not in the category, overall or summary ranks, the Friedman/Nemenyi "
+             "tests, the CD diagrams or the agreement of metrics. Their paired tests form a Holm family of their "
+             "own, so they do not make the competitors' corrections stricter.",),
+            (f"{BELOW_BAR} on a cell: the method is not better than {bar} (the noise control, the bar every method "
+             "has to clear) on that metric: not significantly better in the paired Wilcoxon test against it "
+             f"(Holm over the metric's pairs with a control, α = {config.alpha:g}), or, where the metric was not "
+             f"tested, its CI not entirely on the better side of {bar}'s. The summary's \"> {bar}\" column counts "
+             f"the suite's (track, metric) cells on which the method beats {bar}.",)]
 
 
 def _metric_table(cells: pd.DataFrame, ids: Anchors) -> Section:

@@ -12,7 +12,8 @@ import pandas as pd
 from bench.board.compute import Board
 from bench.board.document import Anchors, Cell, Column, Image, Paragraph, Section, Table
 from bench.board.friedman import OVERALL
-from bench.board.reliability import CONTROLS, NOT_MEASURED, REFERENCE
+from bench.board.references import NOT_MEASURED
+from bench.board.reliability import REFERENCE
 from bench.board.stats import TRACK
 from bench.metrics.base import CATEGORIES
 
@@ -46,10 +47,17 @@ def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> 
         scopes = [*ordered_categories(set(mine_tests.index) - {OVERALL}), OVERALL]
         wide = {s: mine[mine["scope"] == s].set_index("method_label") for s in scopes}
         overall = wide[OVERALL].sort_values(["rank", "mean_rank"]).reset_index()
+        bar = _bar_counts(board, suite)
         columns = [Column("rank"), Column("method"),
-                   *(Column(s if s != OVERALL else "overall", category=s if s != OVERALL else None) for s in scopes)]
+                   *(Column(s if s != OVERALL else "overall", category=s if s != OVERALL else None) for s in scopes),
+                   *([Column(f"> {board.controls[0]}")] if bar else [])]
         body = [[Cell(str(int(r["rank"])), int(r["rank"])), Cell(r["method_label"], r["method_label"]),
-                 *(_rank_cell(wide[s], r["method_label"]) for s in scopes)] for _, r in overall.iterrows()]
+                 *(_rank_cell(wide[s], r["method_label"]) for s in scopes),
+                 *([_bar_cell(bar, r["method_label"])] if bar else [])] for _, r in overall.iterrows()]
+        present = set(board.cells.loc[board.cells["suite"] == suite, "method_label"])
+        body += [[Cell("ref"), Cell(f"{c} (reference)", c, reference=True),
+                  *(Cell("–", reference=True) for _ in scopes), *([Cell("–", reference=True)] if bar else [])]
+                 for c in board.controls if c in present]
         section = Section(ids.new("summary", suite), f"Summary: {suite}", 2, suite=suite)
         section.blocks.append(Table(ids.new("summary", suite, "table"), columns, body))
         section.blocks.append(Paragraph([(_test_line(s, mine_tests.loc[s]),) for s in scopes]))
@@ -62,6 +70,19 @@ def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> 
             section.blocks.append(Image(f"Critical-difference diagram: {suite}", cd_images[suite]))
         out.append(section)
     return out
+
+
+def _bar_counts(board: Board, suite: str) -> dict[str, tuple[int, int]]:
+    """Method → (metrics × tracks of ``suite`` on which it beats the bar, those where it was compared)."""
+    mine = board.bar[(board.bar["suite"] == suite) & (board.bar["verdict"] != NOT_MEASURED)]
+    return {m: (int(g["clears"].sum()), len(g)) for m, g in mine.groupby("method_label", sort=True)}
+
+
+def _bar_cell(counts: dict[str, tuple[int, int]], method: str) -> Cell:
+    if method not in counts:
+        return Cell("–")
+    cleared, compared = counts[method]
+    return Cell(f"{cleared}/{compared}", cleared / compared if compared else None)
 
 
 def _rank_cell(scope: pd.DataFrame, method: str) -> Cell:
@@ -86,8 +107,10 @@ def reliability_sections(board: Board, with_suite: bool, ids: Anchors) -> list[S
     react = board.reactivity.set_index([*TRACK, "metric"])
     nr = board.noise.set_index([*TRACK, "metric"]) if len(board.noise) else None
     categories = board.cells.groupby([*TRACK, "metric"])["category"].first()
+    controls = board.controls
+    bar = controls[0] if controls else "the noise control"
     columns = [Column("track"), Column("metric"), Column("category"),
-               *(Column(f"{REFERENCE} vs {c}") for c in CONTROLS), Column("noise resilience"), Column("reliable")]
+               *(Column(f"{REFERENCE} vs {c}") for c in controls), Column("noise resilience"), Column("reliable")]
     body = []
     for key in sorted(react.index):
         r = react.loc[key]
@@ -95,13 +118,13 @@ def reliability_sections(board: Board, with_suite: bool, ids: Anchors) -> list[S
         noise = nr.loc[key] if nr is not None and key in nr.index else None
         body.append([Cell(track_title(key[:-1], with_suite), track_title(key[:-1], True)), Cell(key[-1], key[-1]),
                      Cell(str(categories.get(key, "")), str(categories.get(key, ""))),
-                     *(_verdict(r, c) for c in CONTROLS),
+                     *(_verdict(r, c) for c in controls),
                      Cell(f"{noise['nr']:.2g}", number(noise["nr"])) if noise is not None else Cell(NOT_MEASURED),
                      Cell("no ⚑" if flags else "yes", 0 if flags else 1)])
     main = Section(ids.new("reliability"), "Metric reliability", 2, [
         Paragraph([(f"Can a metric tell an explanation from noise on this track? {REFERENCE} vs a control: the "
                     "paired Wilcoxon–Holm verdict (Holm-adjusted p) — a metric that does not rank "
-                    f"{REFERENCE} significantly above {CONTROLS[0]} is flagged ⚑. Noise resilience: mean change "
+                    f"{REFERENCE} significantly above {bar} is flagged ⚑. Noise resilience: mean change "
                     "of a method's score when the model's weights get a minor perturbation that leaves its "
                     "accuracy unchanged (±1 point), over the spread of the scores across methods; flagged above "
                     "the board's threshold. ⚑ marks the metric's column in the track tables.",)]),

@@ -21,8 +21,13 @@ zeros are handled by Pratt's method (``zero_method="pratt"``: they take part in 
 leave the statistic), so inputs where two methods agree weigh against a difference instead of
 vanishing; two methods equal on every input are not different (p = 1, effect 0).
 
+Controls (``bench.board.references``) are tested against every method too, but their pairs form a
+Holm family of their own (family ``control``): they are the bar, not competitors, so they neither
+rank nor make the competitors' corrections stricter.
+
 Ranks: rank(m) = 1 + the number of methods significantly better than m (ties share), and a compact
-letter display (Piepho 2004): methods sharing a letter are not significantly different. A metric
+letter display (Piepho 2004): methods sharing a letter are not significantly different. Only the
+competitors (family ``rank``) are ranked; a control's cell has rank 0 and test ``reference``. A metric
 whose methods lack per-sample values, or where some pair shares fewer than ``MIN_PAIRS`` inputs,
 keeps the CI-overlap rank (``stats.ci_ranks``); ``test`` says which rule ranked it.
 
@@ -41,6 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, wilcoxon
 
+from bench.board.references import CONTROL, competitors, controls_of
 from bench.board.stats import TRACK, ci_ranks, with_training
 from bench.run.results import PERTURBATION, ordinary_rows  # noqa: F401  (PERTURBATION: re-exported)
 
@@ -48,7 +54,9 @@ MIN_PAIRS = 6  # below it, even an exact two-sided Wilcoxon test cannot reach p 
 ZERO_TOLERANCE = 1e-12  # relative: differences smaller than this times the values' scale are zeros
 WILCOXON = "wilcoxon-holm"
 CI_OVERLAP = "ci-overlap"
-TEST_COLUMNS = [*TRACK, "metric", "method_a", "method_b", "pairs", "statistic", "p", "p_holm", "effect",
+REFERENCE_ROW = "reference"  # a control's cell: shown, never ranked
+RANKED, CONTROLLED = "rank", "control"  # Holm families: pairs of competitors; pairs with a control
+TEST_COLUMNS = [*TRACK, "metric", "method_a", "method_b", "family", "pairs", "statistic", "p", "p_holm", "effect",
                 "better", "significant"]
 
 
@@ -115,11 +123,13 @@ def paired_tests(rows: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0.05,
                  min_pairs: int = MIN_PAIRS) -> pd.DataFrame:
     """One row per (track, metric, method pair) with the pair's test (``TEST_COLUMNS``).
 
-    ``method_a`` < ``method_b`` by name; ``pairs``: inputs × seeds both scored; ``effect``: rank-biserial
-    of a − b (> 0: a better); ``p_holm``: Holm over the metric's pairs that were tested; ``better``:
+    ``method_a`` < ``method_b`` by name; ``family``: ``control`` when either is a control (the rows'
+    ``control`` column), else ``rank``; ``pairs``: inputs × seeds both scored; ``effect``: rank-biserial
+    of a − b (> 0: a better); ``p_holm``: Holm over the metric's pairs of one family that were tested; ``better``:
     the significantly better method's label, or ''. Pairs with fewer than ``min_pairs`` have NaN
     p-values (the metric then keeps its CI-overlap rank). Only ordinary rows take part."""
     scores = oriented_samples(rows, samples)
+    controls = set(controls_of(rows))
     out = []
     for key, g in scores.groupby([*TRACK, "metric"], sort=True):
         wide = g.pivot_table(index=["model_seed", "sample"], columns="method_label", values="score", aggfunc="first")
@@ -133,11 +143,14 @@ def paired_tests(rows: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0.05,
                 pairs = int(both.sum())
                 stat, p, effect = (paired_test(values[both, i], values[both, j]) if pairs >= min_pairs
                                    else (np.nan, np.nan, np.nan))
+                family = CONTROLLED if {a, methods[j]} & controls else RANKED
                 tests.append({**dict(zip([*TRACK, "metric"], key, strict=True)), "method_a": a,
-                              "method_b": methods[j], "pairs": pairs, "statistic": stat, "p": p, "effect": effect})
-        tested = [t for t in tests if np.isfinite(t["p"])]
-        for t, adjusted in zip(tested, holm([t["p"] for t in tested]), strict=True):
-            t["p_holm"] = float(adjusted)
+                              "method_b": methods[j], "family": family, "pairs": pairs, "statistic": stat, "p": p,
+                              "effect": effect})
+        for family in (RANKED, CONTROLLED):
+            tested = [t for t in tests if t["family"] == family and np.isfinite(t["p"])]
+            for t, adjusted in zip(tested, holm([t["p"] for t in tested]), strict=True):
+                t["p_holm"] = float(adjusted)
         for t in tests:
             t.setdefault("p_holm", np.nan)
             t["significant"] = bool(t["p_holm"] <= alpha)
@@ -182,11 +195,15 @@ def _letters(n: int) -> list[str]:
 def rank_cells(cells: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
     """``cells`` (``stats.aggregate``) with ``rank``, ``group`` (letters; '' under CI overlap) and
     ``test`` (``wilcoxon-holm`` | ``ci-overlap``) per (track, metric): the paired-test rank where every
-    method pair of the metric was tested, else the CI-overlap rank."""
+    pair of the metric's competitors was tested, else the CI-overlap rank. Controls (``control``
+    column) are not ranked: rank 0, no letters, test ``reference``."""
     out = cells.copy()
     out["rank"], out["group"], out["test"] = 0, "", CI_OVERLAP
-    by_metric = {k: g for k, g in tests.groupby([*TRACK, "metric"], sort=False)}
-    for key, g in out.groupby([*TRACK, "metric"], sort=True):
+    if CONTROL in out:
+        out.loc[out[CONTROL].fillna("") != "", "test"] = REFERENCE_ROW
+    ranked_tests = tests[tests["family"] == RANKED] if "family" in tests else tests
+    by_metric = {k: g for k, g in ranked_tests.groupby([*TRACK, "metric"], sort=False)}
+    for key, g in competitors(out).groupby([*TRACK, "metric"], sort=True):
         methods = sorted(g["method_label"])
         t = by_metric.get(key)
         pairs = len(methods) * (len(methods) - 1) // 2
@@ -196,7 +213,7 @@ def rank_cells(cells: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
             out.loc[g.index, "rank"] = ci_ranks(g["value"].to_numpy(), g["low"].to_numpy(), g["high"].to_numpy(),
                                                 g["direction"].iloc[0])
             continue
-        t = t if t is not None else tests.iloc[:0]
+        t = t if t is not None else ranked_tests.iloc[:0]
         ranks = significance_ranks(methods, t)
         sign = -1.0 if g["direction"].iloc[0] == "lower" else 1.0
         value = dict(zip(g["method_label"], g["value"], strict=True))

@@ -100,7 +100,9 @@ def with_training(rows: pd.DataFrame) -> pd.DataFrame:
 
 def aggregate(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
               config: BoardConfig | None = None) -> pd.DataFrame:
-    """One row per cell: value, CI ``low``/``high``, ``half`` (half-width), ``n``, ``jobs``, ``ci``.
+    """One row per cell: value, CI ``low``/``high``, ``half`` (half-width), ``n``, ``jobs``, ``ci``, and
+    ``control`` (the method's declared control kind where the rows carry it, '' otherwise:
+    ``bench.board.references``).
 
     ``ci`` is ``bootstrap`` where every job of the cell has per-sample values, else ``normal``
     (± z·stderr of the mean of job means), and the legend says which cells are which.
@@ -129,7 +131,8 @@ def aggregate(rows: pd.DataFrame, samples: pd.DataFrame | None = None,
             half = z * float(np.sqrt((g["stderr"].astype(float) ** 2).sum())) / len(g)
             low, high, method = value - half, value + half, "normal"
         out.append({**dict(zip(CELL, key, strict=True)), "direction": g["direction"].iloc[0],
-                    "category": g["category"].iloc[0], "value": value, "low": low, "high": high,
+                    "category": g["category"].iloc[0], "control": str(g["control"].iloc[0]) if "control" in g else "",
+                    "value": value, "low": low, "high": high,
                     "half": (high - low) / 2, "n": int(g["n"].sum()), "jobs": int(g["job_id"].nunique()),
                     "ci": method})
     return pd.DataFrame(out)

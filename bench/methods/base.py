@@ -7,8 +7,9 @@ applied the job's ``output`` choice, logit or log-softmax); ``target`` holds ``B
 
 ``Method.__call__`` enforces the output contract (``check_maps``), the only place that does, so
 the runner, submissions, metrics that re-explain and composite methods all get checked maps. A
-method declares, at ``register_method``: ``stochastic``, ``linear`` and ``input_noise`` (the σ of
-the input noise it adds, read by ``inherent_noise`` and the plots; never guessed from names).
+method declares, at ``register_method``: ``stochastic``, ``linear``, ``input_noise`` (the σ of
+the input noise it adds, read by ``inherent_noise`` and the plots) and ``control`` (a control, not
+a competitor: the board shows it as a reference row and never ranks it); never guessed from names.
 Parameter values are checked against the function's annotations when the method is created
 (``bench.methods.params``).
 """
@@ -130,19 +131,22 @@ def fn_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 _CONTEXT_ARGS = {"model", "x", "target", "x_range", "generator", "chunk_size"}
+CONTROL_NOISE = "noise"  # register_method(control=…) of a pure-noise map: the board's bar
 
 
 def register_method(name: str, *, defaults: dict[str, Any] | None = None, description: str = "",
                     citation: str = "", stochastic: bool = False, linear: bool = False,
                     input_noise: NoiseRule | None = None,
-                    unsmoothed: Callable[[dict[str, Any]], Method] | None = None):
+                    unsmoothed: Callable[[dict[str, Any]], Method] | None = None, control: str = ""):
     """Register ``fn(model, x, target, *, x_range, generator, chunk_size, **params)`` under ``name``.
 
     ``stochastic``: the method draws from the generator. ``linear``: its map is a linear functional
     of the model's score function (gradients, Grad×Input, IG; not Grad-CAM or guided backprop).
     ``input_noise``: ``rule(x, x_range, **params) -> Tensor | None``, the σ of the input noise the
     method adds (it gets the bound parameters it names, over ``fn``'s defaults); leave it out for a
-    method that adds none. The values a parameter allows are ``fn``'s annotations
+    method that adds none. ``control``: '' for an explanation method; for a control (a map owing
+    nothing to the model) what it is: ``CONTROL_NOISE`` for pure noise, the bar every method must
+    clear on the board, or another word (``"edge"``). The values a parameter allows are ``fn``'s annotations
     (``bench.methods.params``), checked when the method is created.
     """
 
@@ -159,7 +163,7 @@ def register_method(name: str, *, defaults: dict[str, Any] | None = None, descri
         factory = checked_factory("method", name, fn, _CONTEXT_ARGS, build)
         desc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         methods.register(name, description=desc, citation=citation, defaults=defaults,
-                         stochastic=stochastic, linear=linear)(factory)
+                         stochastic=stochastic, linear=linear, control=control)(factory)
         return fn
 
     return decorator

@@ -7,7 +7,9 @@ an edge detector for this reason; citations in registry/methods.toml). Both cont
 device, finite). Both declare what they are: ``random`` is stochastic (it draws from the
 generator), neither is linear in the model's scores nor adds input noise, and neither smooths
 another method (``fidelity`` is then 0 for them, as for the plain gradient: it is defined for
-smoothing methods), so no metric needs their names.
+smoothing methods), so no metric needs their names. Both declare ``control`` too: the board shows
+them as reference rows, never ranked, and ``random`` (``control="noise"``) is the bar every method
+has to clear (``bench.board.references``).
 
 - ``random``: uniform noise U[0, 1) of the input's shape, drawn from the job's generator, so a job
   is reproducible and a metric that replays the generator (split agreement, shared-noise
@@ -25,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.methods.base import register_method
+from bench.methods.base import CONTROL_NOISE, register_method
 
 
-@register_method("random", stochastic=True)
+@register_method("random", stochastic=True, control=CONTROL_NOISE)
 def random_map(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
     """Control: uniform noise U[0, 1) of the input's shape from the job's generator; ignores the model."""
     return torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
@@ -53,7 +55,7 @@ def sobel_magnitude(x: Tensor) -> Tensor:
     return torch.hypot(d[:, 0], d[:, 1]).reshape(b, c, h, w)
 
 
-@register_method("sobel")
+@register_method("sobel", control="edge")
 def sobel(model, x: Tensor, target: Tensor, *, x_range, generator, chunk_size) -> Tensor:
     """Control: Sobel gradient magnitude of each input channel (an edge map); ignores the model."""
     with torch.no_grad():

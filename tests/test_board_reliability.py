@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from test_board_significance import TRACK, make_results
 
+from bench.board import compute_board, render
 from bench.board.config import BoardConfig, load_board_config
+from bench.board.friedman import OVERALL
 from bench.board.references import with_controls
 from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
 from bench.board.significance import PERTURBATION, paired_tests
@@ -129,3 +131,18 @@ def test_metric_flags_name_the_reasons():
 def test_noise_resilience_threshold_and_alpha_are_board_settings():
     config = load_board_config()
     assert config.noise_resilience_max == 0.5 and config.alpha == 0.05
+
+
+def test_a_flagged_metric_is_shown_but_left_out_of_the_summary():
+    noise = np.random.default_rng(5).normal(size=(2, 20))
+    seen = make_results({"grad": noise + 2.0, "smoothgrad": noise + 1.0, "random": noise.copy()}, metric="m1")
+    blind = make_results({"grad": noise.copy(), "smoothgrad": noise + 1.0, "random": noise.copy()}, metric="m2",
+                         category="complexity")  # cannot tell grad from random: flagged
+    rows, samples = (pd.concat([a, b], ignore_index=True) for a, b in zip(seen, blind, strict=True))
+    board = compute_board(rows, samples, CONFIG)
+    assert list(board.metric_flags) == [(*KEY[:-1], "m2")]
+    assert set(board.cells["metric"]) == {"m1", "m2"}  # still shown
+    assert set(board.summary.tests["scope"]) == {"faithfulness", OVERALL}  # m2's category cast no vote
+    text = render(rows, ["s"], "bench leaderboard s", samples=samples, config=CONFIG)
+    assert "Not counted in these ranks (shown in the track tables, flagged ⚑ unreliable, see Metric " \
+           "reliability): m2 on shapes · cnn-small · relu." in text

@@ -7,7 +7,8 @@ every track (``friedman``). Beside the scores: reactivity to the control methods
 concordance of a category's metrics and each method's cost (``reliability``). Only ordinary rows
 (no ``model_perturbation``) are ranked; perturbed rows feed noise resilience alone. Controls
 (``references``) are shown, never ranked: their cells are the reference every method is compared
-with (``bar``), and they enter no category, overall or summary rank and no concordance.
+with (``bar``), and they enter no category, overall or summary rank and no concordance. Metrics
+flagged unreliable on a track (``metric_flags``) are left out of the suite summaries.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.board.friedman import SuiteSummary, suite_summaries
 from bench.board.references import bar_verdicts, competitors, controls_of, ordered_controls, with_controls
 from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
 from bench.board.significance import paired_tests, rank_cells
-from bench.board.stats import aggregate, category_ranks, overall_ranks, sanity_failures, with_training
+from bench.board.stats import TRACK, aggregate, category_ranks, overall_ranks, sanity_failures, with_training
 from bench.run.results import ordinary_rows
 
 
@@ -60,6 +61,17 @@ def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, confi
     cat = category_ranks(ranked)
     react = reactivity(cells, tests)
     nr = noise_resilience(rows, config.noise_resilience_max)
+    flags = metric_flags(react, nr)
     return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}), tests,
-                 suite_summaries(ranked, config.alpha), react, nr, concordance(ranked), cost(ordinary),
-                 metric_flags(react, nr), ordered_controls(controls_of(cells)), bar_verdicts(cells, tests))
+                 suite_summaries(reliable(ranked, flags), config.alpha), react, nr, concordance(ranked),
+                 cost(ordinary), flags, ordered_controls(controls_of(cells)), bar_verdicts(cells, tests))
+
+
+def reliable(cells: pd.DataFrame, flags: Mapping[tuple, object]) -> pd.DataFrame:
+    """``cells`` without the (track, metric)s flagged unreliable: a metric that cannot tell the gradient
+    from noise, or that a harmless weight perturbation moves, must not vote in a suite's summary.
+    The track tables still show them (⚑)."""
+    if not flags or not len(cells):
+        return cells
+    keys = cells[[*TRACK, "metric"]].itertuples(index=False, name=None)
+    return cells[[key not in flags for key in keys]]

@@ -261,7 +261,8 @@ def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mappi
          "category weighs the same. Cells: the mean Friedman rank (1 = best), in brackets the Nemenyi rank "
          f"(1 + the number of methods better by at least the critical difference at α = {config.alpha:g}; all "
          "1 where Friedman does not reject). The blocks share models and inputs, unlike the independent data "
-         "sets Demšar's procedure assumes.",),
+         "sets Demšar's procedure assumes. Metrics flagged unreliable (⚑) on a track are shown in its table "
+         "but left out of the summary's blocks (the line under each summary names them).",),
         *_control_items(controls, config),
         ("Cost: maps per second (inputs explained per second of the method's own time, summed over its jobs) "
          "and model passes (forward or backward) per map, on the device named.",),

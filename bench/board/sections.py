@@ -60,7 +60,8 @@ def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> 
                  for c in board.controls if c in present]
         section = Section(ids.new("summary", suite), f"Summary: {suite}", 2, suite=suite)
         section.blocks.append(Table(ids.new("summary", suite, "table"), columns, body))
-        section.blocks.append(Paragraph([(_test_line(s, mine_tests.loc[s]),) for s in scopes]))
+        section.blocks.append(Paragraph([(_unreliable_line(board, suite),),
+                                         *((_test_line(s, mine_tests.loc[s]),) for s in scopes)]))
         gone = left[left["suite"] == suite]
         if len(gone):
             section.blocks.append(Paragraph([(f"Left out (not on every track of {suite}): "
@@ -70,6 +71,19 @@ def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> 
             section.blocks.append(Image(f"Critical-difference diagram: {suite}", cd_images[suite]))
         out.append(section)
     return out
+
+
+def _unreliable_line(board: Board, suite: str) -> str:
+    """The line under a summary naming the flagged (⚑) metrics it leaves out of its ranks."""
+    flagged = [key for key in board.metric_flags if key[0] == suite]
+    if not flagged:
+        return "Every metric of every track counts in these ranks: none is flagged unreliable (⚑)."
+    where: dict[str, list[str]] = {}
+    for key in flagged:
+        where.setdefault(key[-1], []).append(track_title(key[:-1], False))
+    listed = "; ".join(f"{m} on {', '.join(sorted(t))}" for m, t in sorted(where.items()))
+    return (f"Not counted in these ranks (shown in the track tables, flagged ⚑ unreliable, see Metric "
+            f"reliability): {listed}.")
 
 
 def _bar_counts(board: Board, suite: str) -> dict[str, tuple[int, int]]:

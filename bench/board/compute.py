@@ -20,9 +20,10 @@ import pandas as pd
 
 from bench.board.config import BoardConfig
 from bench.board.friedman import SuiteSummary, suite_summaries
+from bench.board.power import metric_mde, paired_differences, summary_ties
 from bench.board.references import bar_verdicts, competitors, controls_of, ordered_controls, with_controls
 from bench.board.reliability import concordance, cost, metric_flags, noise_resilience, reactivity
-from bench.board.significance import paired_tests, rank_cells
+from bench.board.significance import oriented_samples, paired_tests, rank_cells
 from bench.board.stats import TRACK, aggregate, category_ranks, overall_ranks, sanity_failures, with_training
 from bench.run.results import ordinary_rows
 
@@ -32,7 +33,7 @@ class Board:
     """The board's numbers. ``cells``: aggregate + ``rank``, ``group``, ``test``; ``flags``: sanity
     (track…, method) → reasons; ``metric_flags``: (track…, metric) → why the metric is unreliable there;
     ``controls``: the controls' labels (the bar first); ``bar``: each method against the bar per metric
-    (``references.BAR_COLUMNS``)."""
+    (``references.BAR_COLUMNS``); ``mde`` and ``ties``: what the data can detect (``power``)."""
 
     cells: pd.DataFrame
     categories: pd.DataFrame
@@ -47,6 +48,8 @@ class Board:
     metric_flags: dict[tuple, list[str]]
     controls: tuple[str, ...]
     bar: pd.DataFrame
+    mde: pd.DataFrame  # power.MDE_COLUMNS: per (track, metric)
+    ties: pd.DataFrame  # power.TIE_COLUMNS: the pairs each suite's overall summary does not tell apart
 
 
 def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, config: BoardConfig | None = None,
@@ -62,9 +65,15 @@ def compute_board(rows: pd.DataFrame, samples: pd.DataFrame | None = None, confi
     react = reactivity(cells, tests)
     nr = noise_resilience(rows, config.noise_resilience_max)
     flags = metric_flags(react, nr)
-    return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}), tests,
-                 suite_summaries(reliable(ranked, flags), config.alpha), react, nr, concordance(ranked),
-                 cost(ordinary), flags, ordered_controls(controls_of(cells)), bar_verdicts(cells, tests))
+    counted = reliable(ranked, flags)
+    summary = suite_summaries(counted, config.alpha)
+    differences = paired_differences(oriented_samples(ordinary, samples))
+    controls = controls_of(cells)
+    blocks = {s: set(g[[*TRACK, "metric"]].itertuples(index=False, name=None)) for s, g in counted.groupby("suite")}
+    return Board(cells, cat, overall_ranks(cat), sanity_failures(cells, sanity or {}), tests, summary, react, nr,
+                 concordance(ranked), cost(ordinary), flags, ordered_controls(controls), bar_verdicts(cells, tests),
+                 metric_mde(differences, set(controls), config.confidence),
+                 summary_ties(summary, differences, blocks, config.alpha, config.confidence))
 
 
 def reliable(cells: pd.DataFrame, flags: Mapping[tuple, object]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from bench.board.document import (
     Table,
 )
 from bench.board.markdown import to_markdown
+from bench.board.power import POWER
 from bench.board.references import BELOW_BAR, below_bar, competitors
 from bench.board.sections import number, ordered_categories, reliability_sections, suite_sections, track_title
 from bench.board.significance import RANKED
@@ -119,7 +120,7 @@ def board_document(rows: pd.DataFrame, suites: Sequence[str], command: str, *, s
     ids = Anchors()
 
     sections = [*suite_sections(board, cd_images or {}, ids),
-                *(_track_section(rows, board, t, with_suite, ids) for t in tracks),
+                *(_track_section(rows, board, t, with_suite, ids, config) for t in tracks),
                 *reliability_sections(board, with_suite, ids)]
     if plots:
         sections.append(Section(ids.new("plots"), "Plots", 2))
@@ -162,7 +163,17 @@ def _reference_row(method: str, cells: pd.DataFrame, metrics: Sequence[str], cat
             *(_cell(mine.loc[m]) if m in mine.index else Cell("–", reference=True) for m in metrics), *tail]
 
 
-def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool, ids: Anchors) -> Section:
+def _mde_line(mde: pd.DataFrame, metrics: Sequence[str], config: BoardConfig) -> Line:
+    """Per metric: the smallest mean paired difference between two methods the data can detect."""
+    by_metric = mde.set_index("metric")
+    parts = [f"{m} {by_metric.loc[m, 'mde']:.2g} (n {by_metric.loc[m, 'pairs']})" for m in metrics
+             if m in by_metric.index and np.isfinite(by_metric.loc[m, "mde"])]
+    return (f"Minimum detectable effect (mean paired difference detected with power {POWER:g} at α = "
+            f"{config.alpha:g}, two-sided; n pairs = inputs × training seeds): {', '.join(parts)}.",)
+
+
+def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool, ids: Anchors,
+                   config: BoardConfig) -> Section:
     cells, cat, over, part, spend = (_in_track(t, track) for t in (board.cells, board.categories, board.overall,
                                                                    ordinary_rows(rows), board.cost))
     metrics = sorted(cells["metric"].unique(), key=lambda m: (_category_order(cells, m), m))
@@ -201,7 +212,8 @@ def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: b
                                        [_n_cell(mine), *_cost_cells(cost.loc[control] if control in cost.index
                                                                     else None)]))
     section.blocks.append(Table(ids.new(section.id, "table"), columns, body))
-    notes = [(f"⚑ {m}: {'; '.join(why)}",) for m, why in unreliable.items()]
+    notes = [_mde_line(_in_track(board.mde, track), metrics, config)] if len(_in_track(board.mde, track)) else []
+    notes += [(f"⚑ {m}: {'; '.join(why)}",) for m, why in unreliable.items()]
     notes += [(f"⚠ {key[-1]}: {'; '.join(why)}",)
               for key, why in sorted(board.flags.items()) if key[:-1] == tuple(track)]
     if notes:

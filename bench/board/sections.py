@@ -62,6 +62,9 @@ def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> 
         section.blocks.append(Table(ids.new("summary", suite, "table"), columns, body))
         section.blocks.append(Paragraph([(_unreliable_line(board, suite),),
                                          *((_test_line(s, mine_tests.loc[s]),) for s in scopes)]))
+        ties = board.ties[board.ties["suite"] == suite]
+        if len(ties):
+            section.blocks += _ties_blocks(ties, ids.new("ties", suite, "table"))
         gone = left[left["suite"] == suite]
         if len(gone):
             section.blocks.append(Paragraph([(f"Left out (not on every track of {suite}): "
@@ -71,6 +74,29 @@ def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> 
             section.blocks.append(Image(f"Critical-difference diagram: {suite}", cd_images[suite]))
         out.append(section)
     return out
+
+
+def _ties_blocks(ties: pd.DataFrame, table_id: str) -> list[Paragraph | Table]:
+    """The pairs the overall summary does not tell apart, and what would: more blocks or more seeds."""
+    rows = []
+    for t in ties.sort_values(["gap", "method_a", "method_b"], ascending=[False, True, True]).itertuples(index=False):
+        rows.append([Cell(f"{t.method_a} – {t.method_b}", f"{t.method_a} – {t.method_b}"),
+                     Cell(f"{t.gap:.2f}", number(t.gap)),
+                     Cell(f"{t.blocks} → {_count(t.blocks_needed)}", number(t.blocks_needed)),
+                     Cell(f"{t.seeds} → {_count(t.seeds_needed)}", number(t.seeds_needed))])
+    columns = [Column("tied pair"), Column("mean-rank gap"), Column("blocks: now → needed"),
+               Column("seeds: now → needed")]
+    return [Paragraph([("Ties, equal or underpowered? For each pair the overall summary does not tell apart: the "
+                        "blocks Nemenyi would need for their gap in mean rank, and the training seeds the paired "
+                        "test would need to detect their observed mean difference (median over the reliable "
+                        "metrics × tracks both ran; power 0.8). Few seeds needed but many blocks: the methods "
+                        "differ within tracks and the suite has too few tracks and metrics to rank them; ∞: "
+                        "no difference was observed.",)]),
+            Table(table_id, columns, rows)]
+
+
+def _count(x: float) -> str:
+    return "∞" if not np.isfinite(x) else str(int(x))
 
 
 def _unreliable_line(board: Board, suite: str) -> str:

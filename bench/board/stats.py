@@ -300,9 +300,18 @@ def t_detectable_effect(replicates: np.ndarray, seeds: int, confidence: float = 
     """The smallest true statistic :func:`t_interval` excludes zero for with probability ``power``:
     (t(1 − α/2; k − 1) + t(power; k − 1)) · SE, the SE as in :func:`t_interval` (the usual
     one-sample t approximation, which ignores the noncentral t's skew). NaN below 2 seeds."""
-    from scipy.stats import t
-
     if seeds < 2:
         return float("nan")
     se = float(np.nanstd(replicates)) * np.sqrt(seeds / (seeds - 1))
-    return float(t.ppf(0.5 + confidence / 2, seeds - 1) + t.ppf(power, seeds - 1)) * se
+    return detectable_effect(se, seeds - 1, confidence, power)
+
+
+def detectable_effect(se: float, df: float, confidence: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true effect a two-sided t test at level 1 − ``confidence`` detects with probability
+    ``power`` when its estimate has standard error ``se`` on ``df`` degrees of freedom:
+    (t(1 − α/2; df) + t(power; df)) · se. The one formula behind the claims' and the board's MDE."""
+    from scipy.stats import t
+
+    if df < 1 or not np.isfinite(se):
+        return float("nan")
+    return float(t.ppf(0.5 + confidence / 2, df) + t.ppf(power, df)) * se

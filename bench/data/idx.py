@@ -104,18 +104,17 @@ def locate(data_root: str | None) -> dict[str, Path]:
 
 def decode(files: dict[str, Path], sha256: dict[str, str]) -> dict[str, np.ndarray]:
     """The four arrays, each checked against its pinned digest, counts checked across files."""
-    arrays = {}
-    for key, path in files.items():
-        arrays[key] = a = read_idx(path)
-        want = sha256.get(key)
-        if want is not None and array_digest(a) != want:
-            raise IdxError(f"{path}: decoded content has sha256 {array_digest(a)[:16]}…, not the pinned "
-                           f"{want[:16]}… (registry/datasets.toml); the file is not the original {FILES[key]}")
+    arrays = {key: read_idx(path) for key, path in files.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise IdxError(f"{files[f'{split}_labels']}: {labels.shape} labels for {images.shape} images in "
                            f"{files[f'{split}_images']}; the counts must agree, reinstall the files")
+    for key, a in arrays.items():
+        want = sha256.get(key)
+        if want is not None and array_digest(a) != want:
+            raise IdxError(f"{files[key]}: decoded content has sha256 {array_digest(a)[:16]}…, not the pinned "
+                           f"{want[:16]}… (registry/datasets.toml); the file is not the original {FILES[key]}")
     return arrays
 
 

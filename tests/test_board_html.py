@@ -147,7 +147,9 @@ def test_page_and_markdown_show_the_same_tables(tmp_path):
     page = page_path(tmp_path / "results", out)
     assert page == tmp_path / "b" / "board.html"
     md = markdown_tables(out.read_text(encoding="utf-8"))
-    assert len(md) == 8  # two suite summaries, two tracks, reliability, concordance, metrics, methods
+    # two suite summaries and their ties (one block each: no pair told apart), two tracks, reliability,
+    # concordance, metrics, methods
+    assert len(md) == 10 and [t[0][0] for t in md[1:4:2]] == ["tied pair", "tied pair"]
     assert Tables(page.read_text(encoding="utf-8")).tables == md
     assert [row[1] for row in md[0]].count(HOSTILE) == 1  # the summary lists it once, as text
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bench.data.base import ImageDataset, normalise
-from bench.errors import GradBenchError
+from bench.data.vision import DatasetUnavailableError
 from bench.registry import datasets
 
 DATA_ENV = "GRADBENCH_DATA"
@@ -42,8 +42,8 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 TRAIN_ORDER_SEED = 0
 
 
-class IdxError(GradBenchError):
-    pass
+class IdxError(DatasetUnavailableError):
+    """Fashion-MNIST's files absent or not the original: one line naming the file and the fix."""
 
 
 def read_idx(path: Path) -> np.ndarray:

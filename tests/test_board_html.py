@@ -17,10 +17,10 @@ import pytest
 from PIL import Image as PILImage
 from test_leaderboard import CONFIG, make_rows
 
-from bench.board.build import page_path, write_board
+from bench.board.build import page_path, pages_dir, write_board
 from bench.board.document import Paragraph, Section
-from bench.board.html import relinker, to_html
-from bench.board.render import board_document
+from bench.board.render import board_site
+from bench.board.site import Layout, write_site
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -39,21 +39,27 @@ def board_rows() -> pd.DataFrame:
 
 
 def write_page(root: Path, rows: pd.DataFrame | None = None) -> Path:
-    """The board of ``board_rows`` as the page ``root/board/index.html``, its plots in ``root/plots`` and
-    (as the stats will add) a section tagged with a category."""
+    """The board of ``board_rows`` as the site ``root/board/`` (front ``index.html``, suite pages
+    ``s.html`` and ``t.html``), its plots in ``root/plots`` and (as the stats will add) a section of
+    suite s's page tagged with a category. Returns the front."""
     (root / "plots").mkdir(parents=True, exist_ok=True)
     plots = []
     for suite, colour in (("s", "red"), ("t", "blue")):
         PILImage.new("RGB", (64, 48), colour).save(root / "plots" / f"{suite} plot.png")
         plots.append((f"Plot of {HOSTILE} ({suite})", f"plots/{suite} plot.png"))
-    doc = board_document(board_rows() if rows is None else rows, ["s", "t"], "bench leaderboard s t",
-                         config=CONFIG, plots=plots)
-    doc.sections.append(Section("faithfulness-only", "Faithfulness only", 2,
-                                [Paragraph([("shown with the faithfulness filter",)])], category="faithfulness"))
-    page = root / "board" / "index.html"
-    page.parent.mkdir(exist_ok=True)
-    page.write_text(to_html(doc, relinker(root, page.parent)), encoding="utf-8")
-    return page
+    site = board_site(board_rows() if rows is None else rows, ["s", "t"], "bench leaderboard s t",
+                      config=CONFIG, plots=plots)
+    site.pages["s"].sections.append(Section("faithfulness-only", "Faithfulness only", 2,
+                                            [Paragraph([("shown with the faithfulness filter",)])],
+                                            category="faithfulness"))
+    write_site(site, Layout(root / "leaderboard.md", root / "board" / "index.html", root / "board"))
+    return root / "board" / "index.html"
+
+
+def site_texts(root: Path) -> dict[str, str]:
+    """Every HTML page under ``root/board``, by its path there."""
+    return {p.relative_to(root / "board").as_posix(): p.read_text(encoding="utf-8")
+            for p in sorted((root / "board").rglob("*.html"))}
 
 
 class Tags(HTMLParser):
@@ -71,26 +77,31 @@ class Tags(HTMLParser):
 def test_page_escapes_every_name(tmp_path):
     rows = board_rows()
     rows.loc[rows["suite"] == "t", "suite"] = 't" onmouseover="alert(2)'
-    text = write_page(tmp_path, rows).read_text(encoding="utf-8")
-    tags = Tags(text).tags
-    assert [a["src"] for t, a in tags if t == "img"] == ["../plots/s%20plot.png", "../plots/t%20plot.png"]
-    assert not [(t, a) for t, a in tags if any(k.startswith("on") for k in a)]  # no event handler anywhere
-    assert [t for t, _ in tags].count("script") == 1
-    assert "&lt;img src=x onerror=alert(1)&gt;" in text
-    assert 'data-suite="t&quot; onmouseover=&quot;alert(2)"' in text
+    write_page(tmp_path, rows)
+    pages = site_texts(tmp_path)
+    assert sorted(pages) == ["index.html", "s.html", "t-onmouseover-alert-2.html"]  # a file name from a slug
+    for name, text in pages.items():
+        tags = Tags(text).tags
+        assert not [(t, a) for t, a in tags if any(k.startswith("on") for k in a)], name  # no event handler
+        assert [t for t, _ in tags].count("script") == 1
+    assert [a["src"] for t, a in Tags(pages["s.html"]).tags if t == "img"] == ["../plots/s%20plot.png"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages["index.html"]
+    assert 'data-suite="t&quot; onmouseover=&quot;alert(2)"' in pages["index.html"]
+    assert 'href="t-onmouseover-alert-2.html"' in pages["index.html"]
 
 
 def test_page_bytes_depend_only_on_the_results(tmp_path):
-    a = write_page(tmp_path / "a").read_bytes()
-    b = write_page(tmp_path / "b", board_rows().sample(frac=1, random_state=0)).read_bytes()
-    assert a == b
+    write_page(tmp_path / "a")
+    write_page(tmp_path / "b", board_rows().sample(frac=1, random_state=0))
+    assert site_texts(tmp_path / "a") == site_texts(tmp_path / "b")
 
 
 def test_page_fetches_nothing(tmp_path):
-    text = write_page(tmp_path).read_text(encoding="utf-8")
-    links = [v for _, a in Tags(text).tags for k, v in a.items() if k in ("src", "href") and v]
-    assert links and all(not v.startswith(("http:", "https:", "//", "data:")) for v in links)
-    assert "http://" not in text and "https://" not in text and "@import" not in text and "url(" not in text
+    write_page(tmp_path)
+    for text in site_texts(tmp_path).values():
+        links = [v for _, a in Tags(text).tags for k, v in a.items() if k in ("src", "href") and v]
+        assert links and all(not v.startswith(("http:", "https:", "//", "data:")) for v in links)
+        assert "http://" not in text and "https://" not in text and "@import" not in text and "url(" not in text
 
 
 class Tables(HTMLParser):
@@ -120,8 +131,15 @@ class Tables(HTMLParser):
             self.cell.append(data)
 
 
+def shown_text(cell: str) -> str:
+    """A Markdown cell's text as shown: bold and link syntax dropped, escapes undone."""
+    cell = re.sub(r"^\*\*(.*)\*\*$", r"\1", cell)
+    cell = re.sub(r"\[((?:\\.|[^\]\\])*)\]\([^)\s]*\)", r"\1", cell)
+    return html.unescape(re.sub(r"\\([*_\[\]])", r"\1", cell))
+
+
 def markdown_tables(text: str) -> list[list[list[str]]]:
-    """The Markdown's tables, each cell un-escaped (escape_md backslash-escapes * _ [ ] and writes the
+    """The Markdown's tables, each cell as shown (escape_md backslash-escapes * _ [ ] and writes the
     rest as HTML entities)."""
     tables, current = [], None
     for line in text.splitlines():
@@ -133,7 +151,7 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
             tables.append(current)
         if not line.startswith("|---"):
             cells = line[2:-2].split(" | ")
-            current.append([html.unescape(re.sub(r"\\([*_\[\]])", r"\1", c)) for c in cells])
+            current.append([shown_text(c) for c in cells])
     return tables
 
 
@@ -145,13 +163,16 @@ def test_page_and_markdown_show_the_same_tables(tmp_path):
             job.to_parquet(tmp_path / "results" / suite / f"{j}.parquet")
     out, _, _ = write_board(tmp_path / "results", ["s", "t"], tmp_path / "b" / "board.md", plots=False)
     page = page_path(tmp_path / "results", out)
-    assert page == tmp_path / "b" / "board.html"
+    assert page == tmp_path / "b" / "board.html" and pages_dir(tmp_path / "results", out) == tmp_path / "b" / "board"
     md = markdown_tables(out.read_text(encoding="utf-8"))
-    # two suite summaries and their ties (one block each: no pair told apart), two tracks, reliability,
-    # concordance, metrics, methods
-    assert len(md) == 10 and [t[0][0] for t in md[1:4:2]] == ["tied pair", "tied pair"]
-    assert Tables(page.read_text(encoding="utf-8")).tables == md
+    assert len(md) == 2 and Tables(page.read_text(encoding="utf-8")).tables == md  # the front: a table per suite
     assert [row[1] for row in md[0]].count(HOSTILE) == 1  # the summary lists it once, as text
+    for suite, tables in (("s", 10), ("t", 9)):
+        # its summary, the ties (one block: no pair told apart), the track's overview, a table per category
+        # and its cost, reliability, concordance, metrics, methods
+        md = markdown_tables((out.parent / "board" / f"{suite}.md").read_text(encoding="utf-8"))
+        assert len(md) == tables and md[1][0][0] == "tied pair"
+        assert Tables((out.parent / "board" / f"{suite}.html").read_text(encoding="utf-8")).tables == md
 
     write_board(tmp_path / "results", ["s", "t"], tmp_path / "c" / "board.md", plots=False, html=False)
     assert (tmp_path / "c" / "board.md").exists() and not (tmp_path / "c" / "board.html").exists()
@@ -182,20 +203,50 @@ def column_texts(table, index: int) -> list[str]:
     return [row.find_elements("css selector", "td")[index].text for row in rows]
 
 
-def test_page_in_the_browser(browser, tmp_path):
+def metric_table(browser, metric: str):
+    """The track table whose header has ``metric``'s column."""
+    return next(t for t in browser.find_elements("css selector", "section[id^='track'] table")
+                if any(h.get_attribute("textContent").startswith(metric)  # textContent: hidden ones too
+                       for h in t.find_elements("css selector", "thead th")))
+
+
+def shown(browser, selector: str) -> list[bool]:
+    return [e.is_displayed() for e in browser.find_elements("css selector", selector)]
+
+
+def test_front_in_the_browser(browser, tmp_path):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.support.ui import Select
 
     browser.get(write_page(tmp_path).as_uri())
     with pytest.raises(NoAlertPresentException):  # the hostile name's onerror never ran
         browser.switch_to.alert  # noqa: B018 (the property raises when no alert is open)
-    # the hostile name is text in its cells; the only images are the two plots, and both loaded
-    cells = browser.find_elements("css selector", "td")
-    assert any(c.text == HOSTILE for c in cells)
-    widths = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
-    assert widths == [64, 64]
+    assert any(c.text == HOSTILE for c in browser.find_elements("css selector", "td"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "board.png"))
 
-    track = browser.find_element("css selector", "section[id^='track'][data-suite='s'] table")
+    suite, category = (Select(browser.find_element("id", i)) for i in ("filter-suite", "filter-category"))
+    assert shown(browser, "section[data-suite]") == [True] * 2  # a summary per suite
+    suite.select_by_value("t")
+    assert shown(browser, "#suite-s") == [False] and shown(browser, "#suite-t") == [True]
+    suite.select_by_value("")
+    category.select_by_value("complexity")
+    assert shown(browser, "#suite-s th[data-category='faithfulness']") == [False]
+    assert shown(browser, "#suite-s th[data-category='complexity']") == [True]
+
+    browser.find_element("css selector", "#suite-s p a").click()  # the suite's own page
+    assert browser.current_url.endswith("/board/s.html")
+
+
+def test_suite_page_in_the_browser(browser, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get((write_page(tmp_path).parent / "s.html").as_uri())
+    # the only image is the suite's plot, and it loaded
+    widths = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
+    assert widths == [64]
+
+    track = metric_table(browser, "m2")
     heads = track.find_elements("css selector", "thead th")
     m2 = next(i for i, h in enumerate(heads) if h.text.startswith("m2"))
     methods = track.find_elements("css selector", "thead th button")[0]
@@ -211,24 +262,38 @@ def test_page_in_the_browser(browser, tmp_path):
     methods.click()
     assert [m for m in column_texts(track, 0) if m != HOSTILE] == ["c", "b", "a"]
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    browser.execute_script("window.scrollTo(0, 0)")
-    assert browser.save_screenshot(str(ARTIFACTS / "board.png"))
-
-    def shown(selector: str) -> list[bool]:
-        return [e.is_displayed() for e in browser.find_elements("css selector", selector)]
-
-    suite, category = (Select(browser.find_element("id", i)) for i in ("filter-suite", "filter-category"))
-    assert shown("section[data-suite]") == [True] * 6  # two suite summaries, two tracks, two plots
-    suite.select_by_value("t")
-    assert shown("section[data-suite='s']") == [False] * 3 and shown("section[data-suite='t']") == [True] * 3
-    assert shown("#summary-s") == [False] and shown("#summary-t") == [True]
-    suite.select_by_value("")
+    assert not browser.find_elements("id", "filter-suite")  # one suite: nothing to filter
+    category = Select(browser.find_element("id", "filter-category"))
     category.select_by_value("complexity")
     assert not browser.find_element("id", "faithfulness-only").is_displayed()
-    faithfulness = "section[id^='track'][data-suite='s'] th[data-category='faithfulness']"
-    assert shown(faithfulness) == [False, False]  # rank and m2
-    assert all(shown("section[id^='track'][data-suite='s'] th[data-category='complexity']"))
+    assert not track.is_displayed()  # the faithfulness table, whole
+    assert shown(browser, "section[id^='track'] th[data-category='faithfulness']") == [False] * 3
+    assert metric_table(browser, "m1").is_displayed()
     category.select_by_value("faithfulness")
-    assert browser.find_element("id", "faithfulness-only").is_displayed()
-    assert not any(shown("section[id^='track'][data-suite='s'] td[data-category='complexity']"))
+    assert browser.find_element("id", "faithfulness-only").is_displayed() and track.is_displayed()
+    assert not metric_table(browser, "m1").is_displayed()
+
+
+def test_a_second_bench_leaderboard_writes_the_same_bytes(tmp_path, monkeypatch):
+    """`bench leaderboard` run twice, in two folders with the same results, writes the same front and
+    pages byte for byte; each front table links its suite's page, in Markdown and in HTML."""
+    from bench.cli import main
+
+    written = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        for suite, g in board_rows().groupby("suite"):
+            (root / "results" / suite).mkdir(parents=True)
+            for j, job in g.groupby("job_id"):
+                job.to_parquet(root / "results" / suite / f"{j}.parquet")
+        monkeypatch.chdir(root)
+        for _ in range(2):
+            assert main(["leaderboard", "s", "t", "--results", "results", "--out", "out/leaderboard.md",
+                         "--no-plots"]) == 0
+        written.append({p.relative_to(root / "out").as_posix(): p.read_bytes()
+                        for p in sorted((root / "out").rglob("*")) if p.is_file()})
+    assert written[0] == written[1]
+    assert sorted(written[0]) == ["board/s.html", "board/s.md", "board/t.html", "board/t.md", "leaderboard.html",
+                                  "leaderboard.md"]
+    assert b"](board/s.md)" in written[0]["leaderboard.md"] and b'href="board/s.html"' in written[0]["leaderboard.html"]
+    assert b"](../leaderboard.md)" in written[0]["board/s.md"]

@@ -237,14 +237,13 @@ def test_cd_diagram_is_written_and_byte_identical_on_redraw(tmp_path):
 
 
 def test_track_cells_show_the_effect_against_the_leader():
-    from bench.board.markdown import to_markdown
-    from bench.board.render import board_document
+    from bench.board.render import render
 
     base = np.random.default_rng(1).normal(size=(2, 30))
     rows, samples = make_results({"best": base + 1e-3, "same": base})
     rows = rows.assign(suite="s", created_at="2026-01-01", model_test_accuracy=0.9)
-    text = to_markdown(board_document(rows, ["s"], "bench leaderboard s", samples=samples, config=CONFIG))
-    best = next(line for line in text.splitlines() if line.startswith("| best |"))
-    same = next(line for line in text.splitlines() if line.startswith("| same |"))
+    text = render(rows, ["s"], "bench leaderboard s", samples=samples, config=CONFIG)
+    best = next(line for line in text.splitlines() if line.startswith("| best |") and "±" in line)
+    same = next(line for line in text.splitlines() if line.startswith("| same |") and "±" in line)
     assert "(1 a)" in best and "; r " not in best  # the leader has no effect against itself
     assert "(2 b; r -1.00)" in same  # worse on every input: rank-biserial −1

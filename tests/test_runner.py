@@ -131,7 +131,8 @@ def test_cli_run_exit_codes_and_dry_run(tmp_path, tiny_suite, capsys):
     assert main(["run", path, "--results", str(tmp_path), "--dry-run"]) == 0
     assert "2 already done, 0 to run" in capsys.readouterr().out
     assert main(["leaderboard", "tiny", "--results", str(tmp_path), "--out", str(tmp_path / "lb.md")]) == 0
-    assert "## shapes · cnn-small · relu" in (tmp_path / "lb.md").read_text()
+    assert "## tiny" in (tmp_path / "lb.md").read_text()  # the front; the tracks are on the suite's page
+    assert "## shapes · cnn-small · relu" in (tmp_path / "board" / "tiny.md").read_text()
     failing = tiny_suite(methods=("test_nan_method",))
     assert main(["run", failing, "--results", str(tmp_path / "f"), "--quiet"]) == 1
 

@@ -15,7 +15,7 @@ from bench.board.build import (
 from bench.board.compute import Board, compute_board
 from bench.board.config import BoardConfig, load_board_config
 from bench.board.markdown import escape_md
-from bench.board.render import board_document, render
+from bench.board.render import Site, board_site, render
 from bench.board.stats import (
     CELL,
     TRACK,
@@ -28,8 +28,8 @@ from bench.board.stats import (
 )
 
 __all__ = [
-    "CELL", "SUBMISSIONS", "TRACK", "Board", "BoardConfig", "aggregate", "bibtex", "board_globs", "bootstrap_ci",
-    "board_document", "bootstrap_means", "cell_seed", "ci_ranks", "compute_board", "escape_md", "leaderboard_command",
-    "load_board_config", "load_submissions", "percentile_ci", "render", "result_roots", "suite_sanity",
-    "write_board",
+    "CELL", "SUBMISSIONS", "TRACK", "Board", "BoardConfig", "Site", "aggregate", "bibtex", "board_globs",
+    "board_site", "bootstrap_ci", "bootstrap_means", "cell_seed", "ci_ranks", "compute_board", "escape_md",
+    "leaderboard_command", "load_board_config", "load_submissions", "percentile_ci", "render", "result_roots",
+    "suite_sanity", "write_board",
 ]

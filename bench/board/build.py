@@ -16,9 +16,8 @@ import pandas as pd
 
 from bench.board.compute import compute_board
 from bench.board.config import BoardConfig, load_board_config
-from bench.board.html import relinker, to_html
-from bench.board.markdown import to_markdown
-from bench.board.render import board_document
+from bench.board.render import board_site
+from bench.board.site import Layout, write_site
 from bench.errors import GradBenchError, ResultsError
 from bench.run.results import (
     digest,
@@ -30,7 +29,6 @@ from bench.run.results import (
     load_samples,
     ordinary_rows,
     stale_jobs,
-    write_file,
 )
 from bench.suite import load_suite
 
@@ -69,6 +67,13 @@ def page_path(results: Path | str, out: Path | str) -> Path:
         raise ResultsError(f"--out {out} names the Markdown board and its HTML page is written beside it; "
                            f"name a .md file (e.g. {out.with_suffix('.md')})")
     return page
+
+
+def pages_dir(results: Path | str, out: Path | str) -> Path:
+    """The folder of the board's suite pages (and, on the site, method and metric pages):
+    ``RESULTS/board`` for the published board, else ``board/`` beside ``out``."""
+    out = Path(out)
+    return Path(results) / PUBLISHED_PAGE.parent if out.resolve() == PUBLISHED.resolve() else out.parent / "board"
 
 
 def result_roots(results: Path | str, suites: Sequence[str]) -> list[Path]:
@@ -150,10 +155,11 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str | No
                 plots: bool = True, saliency: bool = True, html: bool = True,
                 sanity: Mapping[str, Mapping[str, float]] | None = None) -> tuple[Path, pd.DataFrame, list[str]]:
     """Load rows (submissions included), draw the plots, render and atomically write the board: the
-    Markdown and (``html``) its page, both from one document.
+    front (Markdown ``out`` and, with ``html``, its page), a page per suite (Markdown and HTML) and, with
+    ``html``, a page per method and per metric — every page from one computed board.
 
-    ``out`` and the plots' folder: :func:`board_paths`; the page: :func:`page_path`. Returns the board
-    path, the rows it shows and notes on skipped plots."""
+    ``out`` and the plots' folder: :func:`board_paths`; the front page: :func:`page_path`; the other
+    pages: :func:`pages_dir`. Returns the front's path, the rows it shows and notes on skipped plots."""
     if is_uri(results):
         raise ResultsError(f"bench leaderboard renders from a local results folder, not {results}: copy it "
                            f"down first (e.g. 'aws s3 sync {results} results') and pass --results results")
@@ -175,13 +181,11 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str | No
         diagrams = suite_cd_diagrams(board.summary, plots_dir, config.alpha)
         cd_images = {suite: _relative(p, out) for suite, _, p in diagrams}
     citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}
-    doc = board_document(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
-                         config=config, sanity=sanity, plots=links,
-                         globs=board_globs(results, suites, out.resolve().parent), method_citations=citations,
-                         board=board, cd_images=cd_images)
-    write_file(out, to_markdown(doc).encode("utf-8"))
-    if page is not None:
-        write_file(page, to_html(doc, relinker(out.resolve().parent, page.resolve().parent)).encode("utf-8"))
+    site = board_site(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
+                      config=config, sanity=sanity, plots=links,
+                      globs=board_globs(results, suites, out.resolve().parent), method_citations=citations,
+                      board=board, cd_images=cd_images)
+    write_site(site, Layout(out, page, pages_dir(results, out)))
     return out, rows, notes
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, f, rankdata, studentized_range
 
+from bench.board.significance import letter_display
 from bench.board.stats import TRACK
 
 OVERALL = "overall"
@@ -197,3 +198,15 @@ def suite_summaries(cells: pd.DataFrame, alpha: float = 0.05) -> SuiteSummary:
     ranks_frame = pd.DataFrame(ranks, columns=RANK_COLUMNS).sort_values(["suite", "scope", "mean_rank", "method_label"],
                                                                          ignore_index=True)
     return SuiteSummary(pd.DataFrame(tests, columns=SUMMARY_COLUMNS), ranks_frame, left_out)
+
+
+def nemenyi_letters(mean_ranks: pd.Series, cd: float, rejected: bool) -> dict[str, str]:
+    """Compact letters of a summary scope (``mean_ranks``: method → mean rank): methods sharing a letter
+    are not told apart by Nemenyi (mean ranks closer than ``cd``); all ``a`` where Friedman does not
+    reject (``rejected`` False), as the summary's ranks are then all 1."""
+    order = sorted(mean_ranks.index, key=lambda m: (mean_ranks[m], m))
+    different = set()
+    if rejected and np.isfinite(cd):
+        different = {frozenset((a, b)) for i, a in enumerate(order) for b in order[i + 1:]
+                     if abs(mean_ranks[a] - mean_ranks[b]) >= cd}
+    return letter_display(order, different)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from bench.board.document import (
     GENERATED,
+    PLAIN,
     Block,
     BulletList,
     Cell,
@@ -26,6 +27,7 @@ from bench.board.document import (
     Image,
     Line,
     Paragraph,
+    Refs,
     Section,
     Span,
     Table,
@@ -43,7 +45,7 @@ code { font-family: ui-monospace, monospace; font-size: .9em; }
 .filters { display: flex; gap: 1.5rem; flex-wrap: wrap; margin: 1rem 0; padding: .6rem;
            background: #f0f4f8; border-radius: 4px; }
 nav ul { columns: 18rem; padding-left: 1.2rem; }
-.table-wrap { overflow-x: auto; margin: .6rem 0 1rem; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: .6rem 0 1rem; }
 table { border-collapse: collapse; font-size: .85rem; }
 th, td { border: 1px solid #d0d0d0; padding: .2rem .45rem; text-align: left; vertical-align: top; }
 thead th { background: #eef0f3; position: sticky; top: 0; }
@@ -54,6 +56,14 @@ th[aria-sort="ascending"] button::after { content: " \\25B2"; }
 th[aria-sort="descending"] button::after { content: " \\25BC"; }
 .flag { color: #b00020; }
 td.reference { color: #6b6b6b; background: #f3f3f3; font-style: italic; }
+td.tone-0 { background: #1d4f84; color: #fff; } td.tone-1 { background: #4a8bc4; color: #fff; }
+td.tone-2 { background: #a9cbe8; } td.tone-3 { background: #dce9f5; } td.tone-4 { background: #f4f7fa; }
+td.tone-0 a, td.tone-1 a { color: #fff; }
+td[data-tip] { position: relative; cursor: help; }
+td[data-tip]:hover::after, td[data-tip]:focus::after { content: attr(data-tip); position: absolute; left: 0;
+  top: 100%; z-index: 2; width: max-content; max-width: 16rem; padding: .3rem .45rem; background: #1b1b1b;
+  color: #fff; font-style: normal; font-weight: normal; white-space: normal; border-radius: 3px; }
+td[data-tip]:focus { outline: 2px solid #e69f00; outline-offset: -2px; }
 figure { margin: .5rem 0 1.5rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; }
 [hidden] { display: none !important; }
@@ -124,11 +134,18 @@ def attributes(**values: object) -> str:
     return "".join(f' {k.replace("_", "-")}="{esc(v)}"' for k, v in values.items() if v is not None)
 
 
-def inline(line: Line) -> str:
+def href(target: str, refs: Refs) -> str:
+    """A link target as an escaped, percent-quoted relative href (no scheme can get through: ':' is quoted)."""
+    return esc(quote(refs.page(target), safe="/#.-_~"))
+
+
+def inline(line: Line, refs: Refs = PLAIN) -> str:
     out = []
     for part in line:
         span = part if isinstance(part, Span) else Span(part)
-        if span.kind == "strong":
+        if span.kind == "link":
+            out.append(f'<a href="{href(span.target, refs)}">{esc(span.text)}</a>')
+        elif span.kind == "strong":
             out.append(f"<strong>{esc(span.text)}</strong>")
         elif span.kind == "code":
             out.append(f"<code>{esc(span.text)}</code>")
@@ -145,32 +162,37 @@ def sort_attribute(key: float | str | None) -> str:
     return attributes(data_num=repr(float(key)))  # repr: the shortest string that reads back the same float
 
 
-def cell(c: Cell, column: Column) -> str:
+def cell(c: Cell, column: Column, refs: Refs = PLAIN) -> str:
+    body = f'<a href="{href(c.link, refs)}">{esc(c.text)}</a>' if c.link else esc(c.text)
+    body = f"<strong>{body}</strong>" if c.strong and c.text else body
     flag = f' <span class="flag">{esc(c.flag)}</span>' if c.flag else ""
-    tags = attributes(data_suite=column.suite, data_category=column.category,
-                      **{"class": "reference" if c.reference else None})
-    return f"<td{sort_attribute(c.sort)}{tags}>{esc(c.text)}{flag}</td>"
+    classes = " ".join(k for k in ("reference" if c.reference else "",
+                                   f"tone-{min(c.tone, 4)}" if c.tone is not None else "") if k)
+    tags = attributes(data_suite=column.suite, data_category=column.category, **{"class": classes or None},
+                      data_tip=c.tip, title=c.tip, tabindex="0" if c.tip else None)
+    return f"<td{sort_attribute(c.sort)}{tags}>{body}{flag}</td>"
 
 
-def table(t: Table) -> list[str]:
+def table(t: Table, refs: Refs = PLAIN) -> list[str]:
     head = "".join(f'<th scope="col" aria-sort="none"{attributes(data_suite=c.suite, data_category=c.category)}>'
                    f'<button type="button">{esc(c.label)}</button></th>' for c in t.columns)
-    lines = [f'<div class="table-wrap"><table{attributes(id=t.id)} class="sortable">',
+    lines = [f'<div class="table-wrap"{attributes(data_category=t.category)}><table{attributes(id=t.id)} '
+             'class="sortable">',
              f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    lines += ["<tr>" + "".join(cell(c, col) for c, col in zip(row, t.columns, strict=True)) + "</tr>"
+    lines += ["<tr>" + "".join(cell(c, col, refs) for c, col in zip(row, t.columns, strict=True)) + "</tr>"
               for row in t.rows]
     return [*lines, "</tbody></table></div>"]
 
 
-def block(b: Block, image_src: Callable[[str], str]) -> list[str]:
+def block(b: Block, refs: Refs = PLAIN) -> list[str]:
     if isinstance(b, Paragraph):
-        return ["<p>" + "<br>\n".join(inline(line) for line in b.lines) + "</p>"]
+        return ["<p>" + "<br>\n".join(inline(line, refs) for line in b.lines) + "</p>"]
     if isinstance(b, BulletList):
-        return ["<ul>", *(f"<li>{inline(item)}</li>" for item in b.items), "</ul>"]
+        return ["<ul>", *(f"<li>{inline(item, refs)}</li>" for item in b.items), "</ul>"]
     if isinstance(b, Table):
-        return table(b)
+        return table(b, refs)
     if isinstance(b, Image):
-        src = esc(quote(image_src(b.path)))
+        src = esc(quote(refs.image(b.path)))
         return [f'<figure><a href="{src}"><img src="{src}" alt="{esc(b.title)}"></a></figure>']
     if isinstance(b, Code):
         lang = attributes(**{"class": f"language-{b.lang}"}) if b.lang else ""
@@ -178,12 +200,12 @@ def block(b: Block, image_src: Callable[[str], str]) -> list[str]:
     raise TypeError(f"no HTML for block {type(b).__name__}")
 
 
-def section(s: Section, image_src: Callable[[str], str]) -> list[str]:
+def section(s: Section, refs: Refs = PLAIN) -> list[str]:
     h = f"h{min(max(s.level, 2), 6)}"
     lines = [f"<section{attributes(id=s.id, data_suite=s.suite, data_category=s.category)}>",
              f"<{h}>{esc(s.title)}</{h}>"]
     for b in s.blocks:
-        lines += block(b, image_src)
+        lines += block(b, refs)
     return [*lines, "</section>"]
 
 
@@ -191,6 +213,7 @@ def _tags(doc: Document, name: str) -> list[str]:
     """Every suite or category the document tags (sections and columns), sorted: the filters' choices."""
     found = {getattr(s, name) for s in doc.sections}
     found |= {getattr(c, name) for t in doc.tables() for c in t.columns}
+    found |= {getattr(t, name, None) for t in doc.tables()}
     return sorted(v for v in found if v is not None)
 
 
@@ -202,10 +225,10 @@ def _select(ident: str, label: str, every: str, values: Iterable[str]) -> str:
 
 def filters(doc: Document) -> list[str]:
     suites, categories = _tags(doc, "suite"), _tags(doc, "category")
-    if not suites and not categories:
+    if len(suites) < 2 and len(categories) < 2:  # one choice filters nothing
         return []
-    parts = ([_select("filter-suite", "Suite", "all suites", suites)] if suites else []) + (
-        [_select("filter-category", "Category", "all categories", categories)] if categories else [])
+    parts = ([_select("filter-suite", "Suite", "all suites", suites)] if len(suites) > 1 else []) + (
+        [_select("filter-category", "Category", "all categories", categories)] if len(categories) > 1 else [])
     return ['<div class="filters" role="group" aria-label="Filter the board">', *parts, "</div>"]
 
 
@@ -215,28 +238,29 @@ def contents(doc: Document) -> list[str]:
     return ['<nav aria-label="Contents"><ul>', *items, "</ul></nav>"]
 
 
-def to_html(doc: Document, image_src: Callable[[str], str] | None = None) -> str:
-    """The page. ``image_src`` maps an ``Image.path`` (relative to the Markdown board) to the ``src``
-    the page uses (relative to the page); default: unchanged, for a page beside the Markdown."""
+def to_html(doc: Document, refs: Refs = PLAIN) -> str:
+    """The page. ``refs`` maps link targets and ``Image.path`` s (relative to the Markdown front) to
+    hrefs relative to this page; default: unchanged, for a page beside the Markdown."""
     doc.check_ids()
-    image_src = image_src or (lambda p: p)
-    facts = "".join(f"<dt>{esc(f.label)}</dt><dd>{inline(f.value)}</dd>" for f in doc.header)
+    facts = "".join(f"<dt>{esc(f.label)}</dt><dd>{inline(f.value, refs)}</dd>" for f in doc.header)
     lines = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              '<meta name="generator" content="GradBench">', f"<title>{esc(doc.title)}</title>",
              f"<style>{STYLE}</style>", "</head>", "<body>", GENERATED, "<header>",
              f"<h1>{esc(doc.title)}</h1>", f'<dl class="facts">{facts}</dl>',
-             "<p>Regenerate this page and the Markdown board (byte for byte, from the same results):</p>",
+             "<p>Regenerate the board, its pages and the Markdown (byte for byte, from the same results):</p>",
              f'<pre><code class="language-sh">{esc(doc.command)}</code></pre>', *filters(doc), "</header>",
              *contents(doc), "<main>"]
+    for b in doc.intro:
+        lines += block(b, refs)
     for s in doc.sections:
-        lines += section(s, image_src)
+        lines += section(s, refs)
     lines += ["</main>", f"<script>{SCRIPT}</script>", "</body>", "</html>"]
     return "\n".join(lines) + "\n"
 
 
 def relinker(markdown_dir: os.PathLike | str, page_dir: os.PathLike | str) -> Callable[[str], str]:
-    """``image_src`` for a page in ``page_dir`` whose document's image paths are relative to ``markdown_dir``."""
+    """``Refs.image`` for a page in ``page_dir`` whose document's image paths are relative to ``markdown_dir``."""
     def src(path: str) -> str:
         return os.path.relpath(os.path.join(markdown_dir, path), page_dir).replace(os.sep, "/")
     return src

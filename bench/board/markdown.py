@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from bench.board.document import (
     GENERATED,
+    PLAIN,
     Block,
     BulletList,
     Cell,
@@ -17,6 +18,7 @@ from bench.board.document import (
     Image,
     Line,
     Paragraph,
+    Refs,
     Section,
     Span,
     Table,
@@ -44,11 +46,19 @@ def code_span(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
-def inline(line: Line) -> str:
+def link(text: str, href: str) -> str:
+    """``[text](href)``: the text escaped, the href percent-quoted (no space, parenthesis or bracket
+    left to end it early)."""
+    return f"[{escape_md(text)}]({quote(href, safe='/#.-_~')})"
+
+
+def inline(line: Line, refs: Refs = PLAIN) -> str:
     out = []
     for part in line:
         span = part if isinstance(part, Span) else Span(part)
-        if span.kind == "strong":
+        if span.kind == "link":
+            out.append(link(span.text, refs.page(span.target)))
+        elif span.kind == "strong":
             out.append(f"**{escape_md(span.text)}**")
         elif span.kind == "code":
             out.append(code_span(span.text))
@@ -59,42 +69,47 @@ def inline(line: Line) -> str:
     return "".join(out)
 
 
-def cell(c: Cell) -> str:
-    return escape_md(c.text) + (f" {escape_md(c.flag)}" if c.flag else "")
+def cell(c: Cell, refs: Refs = PLAIN) -> str:
+    text = link(c.text, refs.page(c.link)) if c.link else escape_md(c.text)
+    text = f"**{text}**" if c.strong and c.text else text
+    return text + (f" {escape_md(c.flag)}" if c.flag else "")
 
 
-def table(t: Table) -> list[str]:
+def table(t: Table, refs: Refs = PLAIN) -> list[str]:
     lines = ["| " + " | ".join(escape_md(c.label) for c in t.columns) + " |", "|" + "---|" * len(t.columns)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in t.rows]
+    lines += ["| " + " | ".join(cell(c, refs) for c in row) + " |" for row in t.rows]
     return [*lines, ""]
 
 
-def block(b: Block) -> list[str]:
+def block(b: Block, refs: Refs = PLAIN) -> list[str]:
     if isinstance(b, Paragraph):
-        return [*(inline(line) for line in b.lines), ""]
+        return [*(inline(line, refs) for line in b.lines), ""]
     if isinstance(b, BulletList):
-        return [*(f"- {inline(item)}" for item in b.items), ""]
+        return [*(f"- {inline(item, refs)}" for item in b.items), ""]
     if isinstance(b, Table):
-        return table(b)
+        return table(b, refs)
     if isinstance(b, Image):
-        return [f"![{escape_md(b.title)}]({quote(b.path)})", ""]
+        return [f"![{escape_md(b.title)}]({quote(refs.image(b.path))})", ""]
     if isinstance(b, Code):
         return [*fence(b.text, b.lang), ""]
     raise TypeError(f"no Markdown for block {type(b).__name__}")
 
 
-def section(s: Section) -> list[str]:
+def section(s: Section, refs: Refs = PLAIN) -> list[str]:
     lines = ["#" * s.level + " " + escape_md(s.title), ""]
     for b in s.blocks:
-        lines += block(b)
+        lines += block(b, refs)
     return lines
 
 
-def to_markdown(doc: Document) -> str:
+def to_markdown(doc: Document, refs: Refs = PLAIN) -> str:
+    """The page ``doc`` as Markdown; ``refs``: how it reaches the board's other pages and images."""
     doc.check_ids()
     lines = [f"# {escape_md(doc.title)}", "", GENERATED, ""]
-    lines += [f"- {escape_md(f.label)}: {inline(f.value)}" for f in doc.header] + [""]
-    lines += ["Regenerate this file (byte for byte, from the same results):", "", *fence(doc.command, "sh"), ""]
+    lines += [f"- {escape_md(f.label)}: {inline(f.value, refs)}" for f in doc.header] + [""]
+    lines += ["Regenerate the board (byte for byte, from the same results):", "", *fence(doc.command, "sh"), ""]
+    for b in doc.intro:
+        lines += block(b, refs)
     for s in doc.sections:
-        lines += section(s)
+        lines += section(s, refs)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,5 +1,7 @@
-"""The board's content as a ``Document``: header, summary, one table per track, plots, legend and a DuckDB
-example. ``markdown`` writes it as ``leaderboard.md``, ``html`` as the static page; neither recomputes.
+"""The board's content as ``Document`` pages built from one computed ``Board``: the front (``front``), one
+page per suite (its summary, tracks, reliability, plots, legend, a DuckDB example) and, for the static
+site, one per method and per metric (``profiles``). ``markdown`` and ``html`` write each page; neither
+recomputes, and ``site`` says where each page lives and how they link.
 
 The content depends only on the rows (its date is their latest ``created_at``, never the wall clock), so
 regenerating from the same results gives the same bytes.
@@ -9,8 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from bench import registry
@@ -31,49 +33,27 @@ from bench.board.document import (
     Span,
     Table,
 )
+from bench.board.front import FRONT, front_document, header
 from bench.board.markdown import to_markdown
-from bench.board.power import POWER
-from bench.board.references import BELOW_BAR, below_bar, competitors
-from bench.board.sections import number, ordered_categories, reliability_sections, suite_sections, track_title
-from bench.board.significance import RANKED
+from bench.board.references import BELOW_BAR
+from bench.board.sections import reliability_sections, suite_sections, track_title
 from bench.board.stats import CELL, TRACK, with_training
-from bench.metrics.base import CATEGORIES
-from bench.run.results import digest, ordinary_rows
+from bench.board.tracks import arrow, fmt, track_section
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
+@dataclass
+class Site:
+    """The board's pages by key (``FRONT`` first, then each suite's, then ``html_only`` ones: pages the
+    static site has and the Markdown does not)."""
+    pages: dict[str, Document]
+    html_only: set[str] = field(default_factory=set)
 
 
-def _cell(r: pd.Series, effect: float | None = None, below_bar: bool = False) -> Cell:
-    ci = f" ± {r['half']:.2g}" if np.isfinite(r["half"]) else ""
-    if r.get("control"):  # a reference row: its value and CI, no rank
-        return Cell(f"{_fmt(r['value'])}{ci} (ref)", number(r["value"]), reference=True)
-    group = f" {r['group']}" if r.get("group") else ""
-    versus = f"; r {effect:+.2f}" if effect is not None and np.isfinite(effect) else ""
-    return Cell(f"{_fmt(r['value'])}{ci} ({r['rank']}{group}{versus})", number(r["value"]),
-                BELOW_BAR if below_bar else None)
-
-
-def _effects_vs_leader(cells: pd.DataFrame, tests: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """(metric, method) → rank-biserial effect of the method against the metric's leader in the track
-    (rank 1, best mean; < 0: worse than the leader), from the paired tests of the competitors."""
-    out = {}
-    cells = competitors(cells)
-    if "family" in tests:
-        tests = tests[tests["family"] == RANKED]
-    for metric, g in cells.groupby("metric", sort=True):
-        sign = -1.0 if g["direction"].iloc[0] == "lower" else 1.0
-        leader = min(g.itertuples(index=False), key=lambda c: (c.rank, -sign * c.value, c.method_label)).method_label
-        for t in tests[tests["metric"] == metric].itertuples(index=False):
-            if leader in (t.method_a, t.method_b):
-                other = t.method_b if t.method_a == leader else t.method_a
-                out[(metric, other)] = -t.effect if t.method_a == leader else t.effect
-    return out
-
-
-def _arrow(direction: str) -> str:
-    return "↑" if direction == "higher" else "↓"
+def page_keys(names: Sequence[str], prefix: str = "") -> dict[str, str]:
+    """Name → a page key usable as a file name (``prefix`` + a slug; unique, never the front's)."""
+    ids = Anchors()
+    ids.taken.add(FRONT)
+    return {n: prefix + ids.new(n) for n in sorted(set(names))}
 
 
 def sql_literal(text: object) -> str:
@@ -97,154 +77,81 @@ def _shell_double_quoted(text: str) -> str:
 
 
 def render(rows: pd.DataFrame, suites: Sequence[str], command: str, **kwargs: object) -> str:
-    """The board as Markdown (``leaderboard.md``); arguments as :func:`board_document`."""
-    return to_markdown(board_document(rows, suites, command, **kwargs))
+    """Every Markdown page of the board (front, then each suite's) as one text, for tools and tests;
+    arguments as :func:`board_site`."""
+    site = board_site(rows, suites, command, **kwargs)
+    return "\n".join(to_markdown(doc) for key, doc in site.pages.items() if key not in site.html_only)
 
 
-def board_document(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: pd.DataFrame | None = None,
-                   config: BoardConfig | None = None, sanity: Mapping[str, Mapping[str, float]] | None = None,
-                   plots: Sequence[tuple[str, str]] = (), globs: Sequence[str] = (),
-                   method_citations: Mapping[str, str] | None = None, board: Board | None = None,
-                   cd_images: Mapping[str, str] | None = None) -> Document:
-    """The board's content, for either serialiser. ``plots``: (title, path relative to the Markdown
-    board); ``globs``: the Parquet row files (as the reader will type them) for the DuckDB example;
+def board_site(rows: pd.DataFrame, suites: Sequence[str], command: str, *, samples: pd.DataFrame | None = None,
+               config: BoardConfig | None = None, sanity: Mapping[str, Mapping[str, float]] | None = None,
+               plots: Sequence[tuple[str, str]] = (), globs: Sequence[str] = (),
+               method_citations: Mapping[str, str] | None = None, board: Board | None = None,
+               cd_images: Mapping[str, str] | None = None, profiles: bool = False) -> Site:
+    """The board's pages, for either serialiser. ``plots``: (title, path relative to the Markdown
+    front); ``globs``: the Parquet row files (as the reader will type them) for the DuckDB example;
     ``board``: the computed board if the caller has it (else computed here); ``cd_images``: suite → its
-    critical-difference diagram (path relative to the Markdown board)."""
+    critical-difference diagram (path relative to the Markdown front); ``profiles``: add the static
+    site's page per method and per metric."""
     rows = with_training(rows)
     config = config or BoardConfig()
     board = board or compute_board(rows, samples, config, sanity)
-    cells, over = board.cells, board.overall
-    with_suite = rows["suite"].nunique() > 1
-    tracks = sorted(over.groupby(TRACK).groups)
-    bootstrap_share = (cells["ci"] == "bootstrap").mean()
-    ids = Anchors()
+    shown = sorted(set(board.cells["suite"]))
+    suite_keys = page_keys(shown)
+    method_keys = page_keys(board.cells["method_label"], "method/") if profiles else {}
+    metric_keys = page_keys(board.cells["metric"], "metric/") if profiles else {}
+    pages = {FRONT: front_document(rows, board, suites, command, config, suite_keys, method_keys)}
+    for suite in shown:
+        pages[suite_keys[suite]] = _suite_document(
+            rows, board, suite, command, config, sanity or {}, plots, globs, method_citations or {},
+            (cd_images or {}).get(suite), method_keys, metric_keys)
+    site = Site(pages)
+    if profiles:
+        from bench.board.profiles import method_pages, metric_pages
 
-    sections = [*suite_sections(board, cd_images or {}, ids),
-                *(_track_section(rows, board, t, with_suite, ids, config) for t in tracks),
-                *reliability_sections(board, with_suite, ids)]
-    if plots:
+        extra = {**method_pages(rows, board, command, config, method_keys, suite_keys, plots),
+                 **metric_pages(board, command, config, metric_keys, suite_keys, method_keys)}
+        site.pages.update(extra)
+        site.html_only = set(extra)
+    return site
+
+
+def _suite_document(rows: pd.DataFrame, board: Board, suite: str, command: str, config: BoardConfig,
+                    sanity: Mapping[str, Mapping[str, float]], plots: Sequence[tuple[str, str]],
+                    globs: Sequence[str], method_citations: Mapping[str, str], cd_image: str | None,
+                    method_keys: Mapping[str, str], metric_keys: Mapping[str, str]) -> Document:
+    """A suite's page: its summary in full (tests, ties, CD diagram), its tracks, its metrics'
+    reliability, its plots and the legend of what it shows."""
+    ids = Anchors()
+    mine = rows[rows["suite"] == suite]
+    cells = board.cells[board.cells["suite"] == suite]
+    sections = suite_sections(board, {suite: cd_image} if cd_image else {}, ids, only=suite)
+    sections += [track_section(rows, board, t, False, ids, config, method_keys)
+                 for t in sorted(board.overall[board.overall["suite"] == suite].groupby(TRACK).groups)]
+    sections += reliability_sections(board, False, ids, suite=suite)
+    shown = [(t, p) for t, p in plots if _plot_suite(t, rows) == suite]
+    if shown:
         sections.append(Section(ids.new("plots"), "Plots", 2))
-        sections += [Section(ids.new("plot", title), title, 3, [Image(title, path)], suite=_plot_suite(title, rows))
-                     for title, path in plots]
-    sections += _legend(cells, config, sanity or {}, bootstrap_share, globs, method_citations or {}, ids,
-                        board.controls)
-    return Document(config.title, _header(rows, suites, config), command, sections)
+        sections += [Section(ids.new("plot", t), t, 3, [Image(t, p)]) for t, p in shown]
+    sections += _legend(cells, config, {suite: sanity.get(suite, {})} if suite in sanity else {},
+                        float((cells["ci"] == "bootstrap").mean()) if len(cells) else 1.0, globs,
+                        method_citations, ids, board.controls, method_keys, metric_keys)
+    front = Field("Front", (Span("all suites at a glance", "link", FRONT),))
+    return Document(f"{config.title}: {suite}", [front, *header(mine, [suite], config)], command, sections)
 
 
 def _plot_suite(title: str, rows: pd.DataFrame) -> str | None:
-    """Every plot's title ends with "(suite)" (bench.board.plots): the page filters plots by it."""
+    """Every plot's title ends with "(suite)" (bench.board.plots): a suite page shows its own."""
     return next((s for s in sorted(rows["suite"].unique(), key=len, reverse=True)
                  if title.endswith(f"({s})")), None)
 
 
-def _header(rows: pd.DataFrame, suites: Sequence[str], config: BoardConfig) -> list[Field]:
-    created = str(rows["created_at"].max()) if "created_at" in rows and rows["created_at"].notna().any() else "unknown"
-    versions = sorted({str(v) for v in rows.get("bench_version", pd.Series(dtype=str)).dropna() if v}) or ["unknown"]
-    commits = sorted({str(v) for v in rows.get("git_commit", pd.Series(dtype=str)).dropna() if v}) or ["unknown"]
-    return [
-        Field("Board version", (Span(config.version, "strong"),)),
-        Field("Results digest", (Span(f"sha256:{digest(rows)}", "code"),)),
-        Field("Date", (f"{created} (the latest result's timestamp)",)),
-        Field("GradBench", (f"{', '.join(versions)}; commit {', '.join(commits)}",)),
-        Field("Suites", (f"{', '.join(suites)}; jobs: {rows['job_id'].nunique()}; result rows: {len(rows)}",)),
-    ]
-
-
-def _method_cell(method: str, flagged: bool) -> Cell:
-    return Cell(method, method, "⚠" if flagged else None)
-
-
-def _reference_row(method: str, cells: pd.DataFrame, metrics: Sequence[str], categories: Sequence[str],
-                   tail: list[Cell]) -> list[Cell]:
-    """A control's row: its cells' values and CIs, no rank anywhere, greyed in HTML."""
-    mine = cells[cells["method_label"] == method].set_index("metric")
-    return [Cell(f"{method} (reference)", method, reference=True), Cell("–", reference=True),
-            *(Cell("–", reference=True) for _ in categories),
-            *(_cell(mine.loc[m]) if m in mine.index else Cell("–", reference=True) for m in metrics), *tail]
-
-
-def _mde_line(mde: pd.DataFrame, metrics: Sequence[str], config: BoardConfig) -> Line:
-    """Per metric: the smallest mean paired difference between two methods the data can detect."""
-    by_metric = mde.set_index("metric")
-    parts = [f"{m} {by_metric.loc[m, 'mde']:.2g} (n {by_metric.loc[m, 'pairs']})" for m in metrics
-             if m in by_metric.index and np.isfinite(by_metric.loc[m, "mde"])]
-    return (f"Minimum detectable effect (mean paired difference detected with power {POWER:g} at α = "
-            f"{config.alpha:g}, two-sided; n pairs = inputs × training seeds): {', '.join(parts)}.",)
-
-
-def _track_section(rows: pd.DataFrame, board: Board, track: tuple, with_suite: bool, ids: Anchors,
-                   config: BoardConfig) -> Section:
-    cells, cat, over, part, spend = (_in_track(t, track) for t in (board.cells, board.categories, board.overall,
-                                                                   ordinary_rows(rows), board.cost))
-    metrics = sorted(cells["metric"].unique(), key=lambda m: (_category_order(cells, m), m))
-    categories = ordered_categories(set(cat["category"]))
-    directions = cells.groupby("metric")["direction"].first()
-    metric_category = cells.groupby("metric")["category"].first()
-    unreliable = {m: board.metric_flags[(*track, m)] for m in metrics if (*track, m) in board.metric_flags}
-    acc = part["model_test_accuracy"].mean() if "model_test_accuracy" in part else float("nan")
-    seeds = sorted(part["model_seed"].unique()) if "model_seed" in part else []
-
-    section = Section(ids.new("track", *track), track_title(track, with_suite), 2, suite=str(track[0]))
-    section.blocks.append(Paragraph([(
-        f"Model test accuracy {acc:.3f} (mean over training seeds: {', '.join(map(str, seeds))}); "
-        f"n = per-sample values per cell (inputs × training seeds).",)]))
-    columns = [Column("method"), Column("overall"), *(Column(f"{c} rank", category=c) for c in categories),
-               *(Column(f"{m} {_arrow(directions[m])}" + (" ⚑" if m in unreliable else ""),
-                        category=metric_category[m]) for m in metrics),
-               Column("n"), Column("maps/s"), Column("passes/map"), Column("device")]
-    cost = spend.set_index("method_label")
-    effects = _effects_vs_leader(cells, _in_track(board.tests, track))
-    missed = below_bar(board.bar)
-    body = []
-    for o in over.sort_values(["overall", "method_label"]).itertuples(index=False):
-        mine = cells[cells["method_label"] == o.method_label].set_index("metric")
-        my_cat = cat[cat["method_label"] == o.method_label].set_index("category")["rank"]
-        flagged = (*track, o.method_label) in board.flags
-        body.append([_method_cell(o.method_label, flagged), Cell(f"{o.overall:.2f} ({o.rank})", number(o.overall)),
-                     *(Cell(str(my_cat[c]), int(my_cat[c])) if c in my_cat else Cell("–") for c in categories),
-                     *(_cell(mine.loc[m], effects.get((m, o.method_label)), (*track, m, o.method_label) in missed)
-                       if m in mine.index else Cell("–") for m in metrics),
-                     _n_cell(mine), *_cost_cells(cost.loc[o.method_label] if o.method_label in cost.index else None)])
-    for control in board.controls:
-        if control in set(cells["method_label"]):
-            mine = cells[cells["method_label"] == control].set_index("metric")
-            body.append(_reference_row(control, cells, metrics, categories,
-                                       [_n_cell(mine), *_cost_cells(cost.loc[control] if control in cost.index
-                                                                    else None)]))
-    section.blocks.append(Table(ids.new(section.id, "table"), columns, body))
-    notes = [_mde_line(_in_track(board.mde, track), metrics, config)] if len(_in_track(board.mde, track)) else []
-    notes += [(f"⚑ {m}: {'; '.join(why)}",) for m, why in unreliable.items()]
-    notes += [(f"⚠ {key[-1]}: {'; '.join(why)}",)
-              for key, why in sorted(board.flags.items()) if key[:-1] == tuple(track)]
-    if notes:
-        section.blocks.append(Paragraph(notes))
-    return section
-
-
-def _n_cell(mine: pd.DataFrame) -> Cell:
-    ns = sorted(set(mine["n"]))
-    return Cell("/".join(map(str, ns)), int(ns[0]) if ns else None)
-
-
-def _cost_cells(c: pd.Series | None) -> list[Cell]:
-    if c is None:
-        return [Cell("–"), Cell("–"), Cell("–")]
-    return [Cell(f"{c['maps_per_second']:.3g}", number(c["maps_per_second"])),
-            Cell(f"{c['passes_per_map']:.3g}", number(c["passes_per_map"])), Cell(str(c["devices"]), str(c["devices"]))]
-
-
-def _in_track(table: pd.DataFrame, track: Sequence[object]) -> pd.DataFrame:
-    return table[np.logical_and.reduce([table[c] == v for c, v in zip(TRACK, track, strict=True)])]
-
-
-def _category_order(cells: pd.DataFrame, metric: str) -> int:
-    c = cells.loc[cells["metric"] == metric, "category"].iloc[0]
-    return CATEGORIES.index(c) if c in CATEGORIES else len(CATEGORIES)
-
-
 def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mapping[str, float]],
             bootstrap_share: float, globs: Sequence[str], method_citations: Mapping[str, str],
-            ids: Anchors, controls: Sequence[str] = ()) -> list[Section]:
+            ids: Anchors, controls: Sequence[str] = (), method_keys: Mapping[str, str] | None = None,
+            metric_keys: Mapping[str, str] | None = None) -> list[Section]:
+    """The legend, the metrics and methods shown (each linked to its page where the site has one:
+    ``*_keys``, name → page key) and a DuckDB example."""
     level = f"{100 * config.confidence:g}%"
     items: list[Line] = [
         (f"Cell: mean ± half-width of the {level} confidence interval (rank, letters; r = effect size against "
@@ -286,8 +193,8 @@ def _legend(cells: pd.DataFrame, config: BoardConfig, sanity: Mapping[str, Mappi
                   f" bound ({', '.join(rules)}): its map survives weight randomisation, so it explains little "
                   "about the model.") if rules else
                  ("⚠ Randomisation sanity check: no ", bound, " bounds declared by the suites shown."))
-    out = [Section(ids.new("legend"), "Legend", 2, [BulletList(items)]), _metric_table(cells, ids),
-           _method_table(cells, method_citations, ids)]
+    out = [Section(ids.new("legend"), "Legend", 2, [BulletList(items)]), _metric_table(cells, ids, metric_keys or {}),
+           _method_table(cells, method_citations, ids, method_keys or {})]
     return out + _reproduce(cells, globs, ids)
 
 
@@ -308,24 +215,26 @@ def _control_items(controls: Sequence[str], config: BoardConfig) -> list[Line]:
              f"the suite's (track, metric) cells on which the method beats {bar}.",)]
 
 
-def _metric_table(cells: pd.DataFrame, ids: Anchors) -> Section:
+def _metric_table(cells: pd.DataFrame, ids: Anchors, links: Mapping[str, str]) -> Section:
     body = []
     for m, g in cells.groupby("metric", sort=True):
         entry = registry.metrics.get(m) if m in registry.metrics else None
         direction, category = g["direction"].iloc[0], g["category"].iloc[0]
-        body.append([Cell(m, m), Cell(f"{_arrow(direction)} {direction}", direction), Cell(category, category),
+        body.append([Cell(m, m, link=links.get(m)), Cell(f"{arrow(direction)} {direction}", direction),
+                     Cell(category, category),
                      *(Cell(t, t) for t in (entry.description if entry else "", entry.citation if entry else ""))])
     columns = [Column(c) for c in ("metric", "direction", "category", "description", "citation")]
     return Section(ids.new("metrics"), "Metrics", 3, [Table(ids.new("metrics", "table"), columns, body)])
 
 
-def _method_table(cells: pd.DataFrame, method_citations: Mapping[str, str], ids: Anchors) -> Section:
+def _method_table(cells: pd.DataFrame, method_citations: Mapping[str, str], ids: Anchors,
+                  links: Mapping[str, str]) -> Section:
     body = []
     for m, g in cells.groupby("method_label", sort=True):
         base = g["method_label"].iloc[0]
         name = base.split("(", 1)[0]
         cite = method_citations.get(name) or (registry.methods.get(name).citation if name in registry.methods else "")
-        body.append([Cell(m, m), Cell(cite, cite)])
+        body.append([Cell(m, m, link=links.get(m)), Cell(cite, cite)])
     table = Table(ids.new("methods", "table"), [Column("method"), Column("citation")], body)
     return Section(ids.new("methods"), "Methods", 3, [table])
 
@@ -336,6 +245,6 @@ def _reproduce(cells: pd.DataFrame, globs: Sequence[str], ids: Anchors) -> list[
     first = cells.sort_values(CELL).iloc[0]
     sql = cell_query(first, globs)
     text = (f"The mean of any cell is one DuckDB query over the Parquet rows; e.g. the {first['method_label']} / "
-            f"{first['metric']} cell of {track_title([first[c] for c in TRACK], True)} ({_fmt(first['value'])}):")
+            f"{first['metric']} cell of {track_title([first[c] for c in TRACK], True)} ({fmt(first['value'])}):")
     return [Section(ids.new("reproduce"), "Reproduce a cell", 3,
                     [Paragraph([(text,)]), Code(f"duckdb -c {_shell_double_quoted(sql)}", "sh")])]

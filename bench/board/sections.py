@@ -36,24 +36,26 @@ def _p(p: float) -> str:
 
 
 # -- summary per suite -------------------------------------------------------------------------------
-def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors) -> list[Section]:
-    """One section per suite: its complete methods ranked per category and overall (mean Friedman rank,
-    Nemenyi rank in brackets), the tests behind them, the methods left out and the CD diagram."""
+def suite_sections(board: Board, cd_images: Mapping[str, str], ids: Anchors, only: str | None = None
+                   ) -> list[Section]:
+    """One section per suite : its complete methods ranked per category and
+    overall (mean Friedman rank, Nemenyi rank in brackets), the tests behind them, the methods left out
+    and the CD diagram. ``only``: that suite's section alone."""
     out = []
     tests, ranks, left = board.summary.tests, board.summary.ranks, board.summary.left_out
-    for suite in sorted(set(tests["suite"])):
+    for suite in sorted(set(tests["suite"]) & ({only} if only is not None else set(tests["suite"]))):
         mine_tests = tests[tests["suite"] == suite].set_index("scope")
         mine = ranks[ranks["suite"] == suite]
         scopes = [*ordered_categories(set(mine_tests.index) - {OVERALL}), OVERALL]
         wide = {s: mine[mine["scope"] == s].set_index("method_label") for s in scopes}
         overall = wide[OVERALL].sort_values(["rank", "mean_rank"]).reset_index()
-        bar = _bar_counts(board, suite)
+        bar = bar_counts(board, suite)
         columns = [Column("rank"), Column("method"),
                    *(Column(s if s != OVERALL else "overall", category=s if s != OVERALL else None) for s in scopes),
                    *([Column(f"> {board.controls[0]}")] if bar else [])]
         body = [[Cell(str(int(r["rank"])), int(r["rank"])), Cell(r["method_label"], r["method_label"]),
                  *(_rank_cell(wide[s], r["method_label"]) for s in scopes),
-                 *([_bar_cell(bar, r["method_label"])] if bar else [])] for _, r in overall.iterrows()]
+                 *([bar_cell(bar, r["method_label"])] if bar else [])] for _, r in overall.iterrows()]
         present = set(board.cells.loc[board.cells["suite"] == suite, "method_label"])
         body += [[Cell("ref"), Cell(f"{c} (reference)", c, reference=True),
                   *(Cell("–", reference=True) for _ in scopes), *([Cell("–", reference=True)] if bar else [])]
@@ -112,13 +114,13 @@ def _unreliable_line(board: Board, suite: str) -> str:
             f"reliability): {listed}.")
 
 
-def _bar_counts(board: Board, suite: str) -> dict[str, tuple[int, int]]:
+def bar_counts(board: Board, suite: str) -> dict[str, tuple[int, int]]:
     """Method → (metrics × tracks of ``suite`` on which it beats the bar, those where it was compared)."""
     mine = board.bar[(board.bar["suite"] == suite) & (board.bar["verdict"] != NOT_MEASURED)]
     return {m: (int(g["clears"].sum()), len(g)) for m, g in mine.groupby("method_label", sort=True)}
 
 
-def _bar_cell(counts: dict[str, tuple[int, int]], method: str) -> Cell:
+def bar_cell(counts: dict[str, tuple[int, int]], method: str) -> Cell:
     if method not in counts:
         return Cell("–")
     cleared, compared = counts[method]
@@ -141,10 +143,11 @@ def _test_line(scope: str, t: pd.Series) -> str:
 
 
 # -- reliability --------------------------------------------------------------------------------------
-def reliability_sections(board: Board, with_suite: bool, ids: Anchors) -> list[Section]:
+def reliability_sections(board: Board, with_suite: bool, ids: Anchors, suite: str | None = None) -> list[Section]:
     """"Metric reliability": per (track, metric) the controls' verdicts and noise resilience, flagged
-    metrics marked; and Kendall's W of each category's metrics per track."""
-    react = board.reactivity.set_index([*TRACK, "metric"])
+    metrics marked; and Kendall's W of each category's metrics per track (``suite``: its tracks only)."""
+    react = board.reactivity
+    react = (react[react["suite"] == suite] if suite is not None else react).set_index([*TRACK, "metric"])
     nr = board.noise.set_index([*TRACK, "metric"]) if len(board.noise) else None
     categories = board.cells.groupby([*TRACK, "metric"])["category"].first()
     controls = board.controls
@@ -169,7 +172,7 @@ def reliability_sections(board: Board, with_suite: bool, ids: Anchors) -> list[S
                     "accuracy unchanged (±1 point), over the spread of the scores across methods; flagged above "
                     "the board's threshold. ⚑ marks the metric's column in the track tables.",)]),
         Table(ids.new("reliability", "table"), columns, body)])
-    return [main, _concordance_section(board, with_suite, ids)]
+    return [main, _concordance_section(board, with_suite, ids, suite)]
 
 
 def _verdict(r: pd.Series, control: str) -> Cell:
@@ -180,8 +183,8 @@ def _verdict(r: pd.Series, control: str) -> Cell:
     return Cell(verdict + (f" (p = {_p(p)})" if np.isfinite(p) else " (CI)"), verdict)
 
 
-def _concordance_section(board: Board, with_suite: bool, ids: Anchors) -> Section:
-    w = board.concordance
+def _concordance_section(board: Board, with_suite: bool, ids: Anchors, suite: str | None = None) -> Section:
+    w = board.concordance if suite is None else board.concordance[board.concordance["suite"] == suite]
     body = [[Cell(track_title([getattr(r, c) for c in TRACK], with_suite)), Cell(r.category, r.category),
              Cell(str(r.metrics), int(r.metrics)), Cell(f"{r.w:.2f}", number(r.w)), Cell(_p(r.p), number(r.p))]
             for r in w.itertuples(index=False)]

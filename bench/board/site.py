@@ -1,0 +1,68 @@
+"""Where each page of the board lives and how the pages reach each other.
+
+The front is the Markdown board (``leaderboard.md``) and its HTML twin (``RESULTS/board/index.html``
+for the published board); every other page is ``<pages>/<key>.md`` and ``<pages>/<key>.html`` (the
+static site's method and metric pages: HTML only), ``<pages>`` being ``RESULTS/board`` for the
+published board. Links are relative, so the folder can be served or opened from anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.board.document import Refs
+from bench.board.front import FRONT
+from bench.board.html import relinker, to_html
+from bench.board.markdown import to_markdown
+from bench.board.render import Site
+from bench.run.results import write_file
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The files of a board: its Markdown front ``front``, HTML front ``page`` (None: no HTML) and the
+    folder of its other pages. Image paths in the documents are relative to ``front``'s folder."""
+    front: Path
+    page: Path | None
+    pages: Path
+
+    def path(self, key: str, html: bool) -> Path:
+        if key == FRONT:
+            return self.page if html and self.page is not None else self.front
+        return self.pages / f"{key}.{'html' if html else 'md'}"
+
+    def refs(self, key: str, html: bool, html_only: set[str]) -> Refs:
+        """How the page ``key`` (its HTML or Markdown file) links the others: a Markdown page links a page
+        that exists only in HTML by its HTML file; an HTML page links HTML files."""
+        here = self.path(key, html).parent
+
+        def page(target: str) -> str:
+            name, _, anchor = target.partition("#")
+            if not name:
+                return f"#{anchor}"
+            wanted = html or name in html_only
+            return _relative(self.path(name, wanted and self.page is not None), here) + (f"#{anchor}" if anchor else "")
+
+        return Refs(page=page, image=relinker(self.front.parent, here))
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+
+
+def write_site(site: Site, layout: Layout) -> list[Path]:
+    """Write every page (Markdown unless HTML-only; HTML where the layout has a page), atomically;
+    the paths written, in order."""
+    written = []
+    for key, doc in site.pages.items():
+        if key not in site.html_only:
+            path = layout.path(key, html=False)
+            write_file(path, to_markdown(doc, layout.refs(key, False, site.html_only)).encode("utf-8"))
+            written.append(path)
+        if layout.page is not None:
+            path = layout.path(key, html=True)
+            write_file(path, to_html(doc, layout.refs(key, True, site.html_only)).encode("utf-8"))
+            written.append(path)
+    return written

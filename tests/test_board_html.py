@@ -40,15 +40,15 @@ def board_rows() -> pd.DataFrame:
 
 def write_page(root: Path, rows: pd.DataFrame | None = None) -> Path:
     """The board of ``board_rows`` as the site ``root/board/`` (front ``index.html``, suite pages
-    ``s.html`` and ``t.html``), its plots in ``root/plots`` and (as the stats will add) a section of
-    suite s's page tagged with a category. Returns the front."""
+    ``s.html`` and ``t.html``, a page per method and per metric), its plots in ``root/plots`` and (as
+    the stats will add) a section of suite s's page tagged with a category. Returns the front."""
     (root / "plots").mkdir(parents=True, exist_ok=True)
     plots = []
     for suite, colour in (("s", "red"), ("t", "blue")):
         PILImage.new("RGB", (64, 48), colour).save(root / "plots" / f"{suite} plot.png")
         plots.append((f"Plot of {HOSTILE} ({suite})", f"plots/{suite} plot.png"))
     site = board_site(board_rows() if rows is None else rows, ["s", "t"], "bench leaderboard s t",
-                      config=CONFIG, plots=plots)
+                      config=CONFIG, plots=plots, profiles=True)
     site.pages["s"].sections.append(Section("faithfulness-only", "Faithfulness only", 2,
                                             [Paragraph([("shown with the faithfulness filter",)])],
                                             category="faithfulness"))
@@ -79,7 +79,10 @@ def test_page_escapes_every_name(tmp_path):
     rows.loc[rows["suite"] == "t", "suite"] = 't" onmouseover="alert(2)'
     write_page(tmp_path, rows)
     pages = site_texts(tmp_path)
-    assert sorted(pages) == ["index.html", "s.html", "t-onmouseover-alert-2.html"]  # a file name from a slug
+    # file names from slugs, whatever the names
+    assert sorted(pages) == ["index.html", "method/a.html", "method/b.html", "method/c.html",
+                             "method/img-src-x-onerror-alert-1.html", "metric/m1.html", "metric/m2.html", "s.html",
+                             "t-onmouseover-alert-2.html"]
     for name, text in pages.items():
         tags = Tags(text).tags
         assert not [(t, a) for t, a in tags if any(k.startswith("on") for k in a)], name  # no event handler
@@ -88,6 +91,8 @@ def test_page_escapes_every_name(tmp_path):
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages["index.html"]
     assert 'data-suite="t&quot; onmouseover=&quot;alert(2)"' in pages["index.html"]
     assert 'href="t-onmouseover-alert-2.html"' in pages["index.html"]
+    assert 'href="method/img-src-x-onerror-alert-1.html"' in pages["index.html"]
+    assert "<strong>&lt;img src=x onerror=alert(1)&gt;</strong>" in pages["method/img-src-x-onerror-alert-1.html"]
 
 
 def test_page_bytes_depend_only_on_the_results(tmp_path):
@@ -293,7 +298,31 @@ def test_a_second_bench_leaderboard_writes_the_same_bytes(tmp_path, monkeypatch)
         written.append({p.relative_to(root / "out").as_posix(): p.read_bytes()
                         for p in sorted((root / "out").rglob("*")) if p.is_file()})
     assert written[0] == written[1]
-    assert sorted(written[0]) == ["board/s.html", "board/s.md", "board/t.html", "board/t.md", "leaderboard.html",
-                                  "leaderboard.md"]
+    assert sorted(written[0]) == ["board/method/a.html", "board/method/b.html", "board/method/c.html",
+                                  "board/method/img-src-x-onerror-alert-1.html", "board/metric/m1.html",
+                                  "board/metric/m2.html", "board/s.html", "board/s.md", "board/t.html", "board/t.md",
+                                  "leaderboard.html", "leaderboard.md"]
     assert b"](board/s.md)" in written[0]["leaderboard.md"] and b'href="board/s.html"' in written[0]["leaderboard.html"]
     assert b"](../leaderboard.md)" in written[0]["board/s.md"]
+
+
+def test_method_and_metric_pages(tmp_path):
+    write_page(tmp_path)
+    pages = site_texts(tmp_path)
+    a = Tables(pages["method/a.html"]).tables
+    assert [row[0] for row in a[0][1:]] == ["s", "t"]  # its rank in each suite's summary
+    assert len(a[1]) == 1 + 2  # a row per track it ran on
+    assert 'href="../s.html"' in pages["method/a.html"] and 'href="../index.html"' in pages["method/a.html"]
+    m2 = Tables(pages["metric/m2.html"]).tables
+    assert m2[1][0] == ["track", "methods", "pairs told apart", "letter groups", "leader", "MDE"]
+    assert m2[1][1][1] == "3" and m2[1][1][4] == "c"  # m2 (higher is better): c leads a, b
+    # the suite page links each metric to its page, the front each method
+    assert 'href="metric/m2.html"' in pages["s.html"] and 'href="method/a.html"' in pages["index.html"]
+
+
+def test_front_is_a_heatmap_with_the_value_on_focus(tmp_path):
+    front = Tags(site_texts(write_page(tmp_path).parent.parent)["index.html"]).tags
+    cells = [a for t, a in front if t == "td" and "data-tip" in a]
+    assert cells and all(a["tabindex"] == "0" and a["title"] == a["data-tip"] for a in cells)
+    assert all(any(c.startswith("tone-") for c in a["class"].split()) for a in cells)
+    assert any("mean rank" in a["data-tip"] for a in cells)

@@ -184,7 +184,7 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str | No
     site = board_site(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
                       config=config, sanity=sanity, plots=links,
                       globs=board_globs(results, suites, out.resolve().parent), method_citations=citations,
-                      board=board, cd_images=cd_images)
+                      board=board, cd_images=cd_images, profiles=html)
     write_site(site, Layout(out, page, pages_dir(results, out)))
     return out, rows, notes
 

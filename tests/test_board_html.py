@@ -326,3 +326,57 @@ def test_front_is_a_heatmap_with_the_value_on_focus(tmp_path):
     assert cells and all(a["tabindex"] == "0" and a["title"] == a["data-tip"] for a in cells)
     assert all(any(c.startswith("tone-") for c in a["class"].split()) for a in cells)
     assert any("mean rank" in a["data-tip"] for a in cells)
+
+
+@pytest.mark.parametrize("width", [1400, 375])
+def test_no_page_scrolls_sideways(browser, tmp_path, width):
+    """At desktop and phone width no page of the site scrolls horizontally: a wide table scrolls inside
+    its own box."""
+    write_page(tmp_path)
+    browser.set_window_size(width, 900)
+    inside = False
+    try:
+        for name in site_texts(tmp_path):
+            browser.get((tmp_path / "board" / name).as_uri())
+            viewport, page = browser.execute_script(
+                "return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+            assert page <= viewport, f"{name} scrolls sideways at {width} px ({page} > {viewport})"
+            boxes = browser.execute_script("return Array.from(document.querySelectorAll('.table-wrap'))"
+                                           ".map(b => b.getBoundingClientRect().right)")
+            assert all(right <= viewport + 0.5 for right in boxes), name
+            inside |= browser.execute_script("return Array.from(document.querySelectorAll('.table-wrap'))"
+                                             ".some(b => b.scrollWidth > b.clientWidth)")
+        assert inside or width > 1000  # at phone width some table is wider than the screen and scrolls in its box
+    finally:
+        browser.set_window_size(1280, 900)
+
+
+def test_tables_sort_from_the_keyboard_and_cells_explain_themselves_on_focus(browser, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(write_page(tmp_path).as_uri())
+    table = browser.find_element("css selector", "#suite-s table")
+    button = table.find_elements("css selector", "thead th button")[1]  # method
+    button.send_keys(Keys.ENTER)  # a focused button activates on Enter, as a click
+    assert table.find_elements("css selector", "thead th")[1].get_attribute("aria-sort") == "ascending"
+    assert [m for m in column_texts(table, 1) if m != HOSTILE] == ["a", "b", "c"]
+    button.send_keys(Keys.SPACE)
+    assert table.find_elements("css selector", "thead th")[1].get_attribute("aria-sort") == "descending"
+    assert [m for m in column_texts(table, 1) if m != HOSTILE] == ["c", "b", "a"]
+
+    cell = table.find_element("css selector", "td[data-tip]")
+    browser.execute_script("arguments[0].focus()", cell)
+    assert browser.switch_to.active_element == cell
+    shown = browser.execute_script("return getComputedStyle(arguments[0], '::after').content", cell)
+    assert "mean rank" in shown and cell.get_attribute("data-tip") in shown
+
+
+def test_every_image_of_the_site_loads(browser, tmp_path):
+    write_page(tmp_path)
+    seen = 0
+    for name in site_texts(tmp_path):
+        browser.get((tmp_path / "board" / name).as_uri())
+        sizes = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
+        assert all(sizes), f"{name}: an image did not load"
+        seen += len(sizes)
+    assert seen >= 2  # the two suites' plots

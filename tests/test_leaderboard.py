@@ -260,3 +260,30 @@ def test_plots_are_drawn_only_when_their_data_exists(tmp_path):
     assert sorted(p.name for _, p in made) == ["agreement_vs_sf_s_shapes_cnn-small_relu.png",
                                                "sigma_s_shapes_cnn-small_relu.png"]
     assert all(p.stat().st_size > 1000 for _, p in made)
+
+
+def test_line_plots_draw_ci_bands_in_a_colour_blind_safe_palette_with_labelled_axes(tmp_path, monkeypatch):
+    import bench.board.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    methods = [("grad", 1.0), ("smoothgrad", 0.5)]
+    rows = pd.concat([make_rows([(m, "ef", "lower", "complexity", v / b) for m, v in methods],
+                                activation=f"softplus:{b}") for b in (1, 10)], ignore_index=True)
+    rows["stderr"] = 0.05
+    rows["method_params"], rows["metric_params"], rows["model_recipe"] = "{}", "{}", "{}"
+    plots.ef_vs_beta(rows, tmp_path)
+    ax = figures[0].axes[0]
+    assert [line.get_color() for line in ax.get_lines()] == list(plots.PALETTE[:2])  # Okabe–Ito, in name order
+    bands = [c for c in ax.collections if c.get_paths()]
+    assert len(bands) == 2  # one 95% CI band per method
+    # the band of grad at β = 1: 1.0 ± z·0.05 (one job per point)
+    ys = bands[0].get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(1.0 + plots.Z95 * 0.05) and ys.min() == pytest.approx(0.1 - plots.Z95 * 0.05)
+    assert "dimensionless" in ax.get_xlabel() and "dimensionless" in ax.get_ylabel()
+    assert len({str(plots.style(i)) for i in range(3 * len(plots.PALETTE))}) == 3 * len(plots.PALETTE)
+    names = ["random", "grad", "sobel"]
+    looks = plots.styles(pd.DataFrame({"method_label": names, "method": names}))
+    assert looks["grad"]["color"] == plots.PALETTE[0]  # competitors take the palette, controls grey dashes
+    assert {looks[c]["color"] for c in ("random", "sobel")} == set(plots.CONTROL_GREYS)
+    assert looks["random"]["linestyle"] == "--"

@@ -32,6 +32,52 @@ from bench.board.stats import TRACK as BOARD_TRACK  # noqa: E402
 # saliency grid shows one model per (suite, dataset, model, activation).
 TRACK = [c for c in BOARD_TRACK if c != "training"]
 PNG_METADATA = {"Software": None}  # no version string: the same data gives the same bytes
+# Okabe & Ito's colour-blind-safe qualitative palette (yellow last: weakest on white); past eight
+# methods the line style changes too, so no two curves of a figure look alike.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+LINESTYLES = ("-", "--", ":", "-.")
+Z95 = 1.959963984540054  # the normal 97.5% quantile: the bands are 95% CIs
+
+
+CONTROL_GREYS = ("#555555", "#999999")  # controls are references on the board: grey, dashed, unmarked
+
+
+def style(i: int) -> dict[str, object]:
+    """The i-th competitor's colour, line style and marker (methods are drawn in name order, so a
+    method keeps its look across a figure's panels)."""
+    return {"color": PALETTE[i % len(PALETTE)], "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+            "marker": "o", "markersize": 3.5, "linewidth": 1.4}
+
+
+def styles(g: pd.DataFrame, key: str = "method_label") -> dict[str, dict[str, object]]:
+    """Each ``key`` value of ``g`` → its curve's style: competitors take the palette in name order,
+    controls (``references.control_kind`` of the row's method) grey dashed lines."""
+    from bench.board.references import control_kind
+
+    kinds = {k: control_kind(str(m)) for k, m in g[[key, "method" if "method" in g else key]]
+             .drop_duplicates(key).itertuples(index=False)}
+    out, i, j = {}, 0, 0
+    for k in sorted(kinds):
+        if kinds[k]:
+            out[k] = {"color": CONTROL_GREYS[j % len(CONTROL_GREYS)], "linestyle": "--", "marker": None,
+                      "linewidth": 1.1}
+            j += 1
+        else:
+            out[k], i = style(i), i + 1
+    return out
+
+
+def curve_with_ci(ax, g: pd.DataFrame, x: str, label: str, look: dict[str, object]):
+    """Mean over jobs of ``value`` per ``x`` with its 95% CI band (mean ± z·SE, the jobs' standard
+    errors combined as independent: SE = √ΣSE²/n); the line drawn."""
+    se = g["stderr"].fillna(0.0) if "stderr" in g else pd.Series(0.0, index=g.index)
+    stats = g.assign(se2=se**2).groupby(x).agg(mean=("value", "mean"), se2=("se2", "sum"), n=("value", "size"))
+    half = Z95 * np.sqrt(stats["se2"]) / stats["n"]
+    line, = ax.plot(stats.index, stats["mean"], label=label, **look)
+    if (half > 0).any():
+        ax.fill_between(stats.index, stats["mean"] - half, stats["mean"] + half, color=line.get_color(), alpha=0.18,
+                        linewidth=0)
+    return line
 
 
 def slug(*parts: object) -> str:
@@ -57,15 +103,16 @@ def ef_vs_beta(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
         sp = g[g["beta"].notna()]
         if sp.empty:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for i, (method, m) in enumerate(sp.groupby("method_label", sort=True)):
-            curve = m.groupby("beta")["value"].mean()
-            line, = ax.plot(curve.index, curve.values, marker="o", label=method, color=f"C{i % 10}")
+        fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+        looks = styles(sp)
+        for method, m in sp.groupby("method_label", sort=True):
+            line = curve_with_ci(ax, m, "beta", method, looks[method])
             relu = g[(g["method_label"] == method) & (g["activation"] == "relu")]["value"]
             if len(relu):
-                ax.axhline(relu.mean(), ls="--", lw=0.8, color=line.get_color())
-        ax.set(xscale="log", xlabel="SoftPlus β (dashed: ReLU)", ylabel="EF (lower = simpler)",
-               title=f"EF vs β — {dataset} · {model}")
+                ax.axhline(relu.mean(), ls=(0, (1, 2)), lw=0.9, color=line.get_color())
+        ax.set(xscale="log", xlabel="SoftPlus β (dimensionless, log scale; dotted: ReLU)",
+               ylabel="EF (dimensionless; lower = simpler)",
+               title=f"EF vs β — {dataset} · {model} (bands: 95% CI)")
         ax.legend(fontsize=7)
         title = f"EF vs β: {dataset} · {model} ({suite})"
         out.append((title, save_figure(fig, out_dir / f"{slug('ef_vs_beta', suite, dataset, model)}.png")))
@@ -77,6 +124,15 @@ def _json_field(text: object, key: str) -> object:
         return json.loads(text).get(key)
     except (TypeError, ValueError, AttributeError):
         return None
+
+
+def _agreement_unit(metric: str) -> str:
+    """The y label of an agreement metric: what its number is, in what unit."""
+    if metric.endswith("_l2"):
+        return "L2 distance (map units; lower = closer)"
+    if metric.endswith("_corr"):
+        return "Spearman ρ (−1 … 1)"
+    return "fraction (0 … 1)"
 
 
 def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
@@ -92,12 +148,14 @@ def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Pat
         if g["sf"].nunique() < 2:
             continue
         metrics = sorted(g["metric"].unique())
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6), squeeze=False,
+                                 layout="constrained")
+        looks = styles(g)
         for ax, metric in zip(axes[0], metrics, strict=True):
             for method, m in g[g["metric"] == metric].groupby("method_label", sort=True):
-                curve = m.groupby("sf")["value"].mean()
-                ax.plot(curve.index, curve.values, marker="o", label=method)
-            ax.set(xscale="log", xlabel="split factor", title=metric)
+                curve_with_ci(ax, m, "sf", method, looks[method])
+            ax.set(xscale="log", ylabel=_agreement_unit(metric), title=metric)
+        fig.supxlabel("split factor sf (each model trains on 1/sf of the data; log scale); bands: 95% CI")
         axes[0][0].legend(fontsize=7)
         title = f"Agreement vs split factor: {dataset} · {model} · {act} ({suite})"
         out.append((title, save_figure(fig, out_dir / f"{slug('agreement_vs_sf', suite, dataset, model, act)}.png")))
@@ -132,12 +190,14 @@ def metric_vs_sigma(rows: pd.DataFrame, out_dir: Path, metrics: Sequence[str] = 
         if g.groupby("method")["sigma"].nunique().max() < 2:
             continue
         present = [m for m in metrics if m in set(g["metric"])]
-        fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.5), squeeze=False)
+        fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.6), squeeze=False,
+                                 layout="constrained")
+        looks = styles(g, "method")
         for ax, metric in zip(axes[0], present, strict=True):
             for method, m in g[g["metric"] == metric].groupby("method", sort=True):
-                curve = m.groupby("sigma")["value"].mean()
-                ax.plot(curve.index, curve.values, marker="o", label=method)
-            ax.set(xlabel="input noise σ relative to the input range (α)", title=f"{metric} (lower = better)")
+                curve_with_ci(ax, m, "sigma", method, looks[method])
+            ax.set(xlabel="input noise σ (fraction of the input range, α)",
+                   ylabel="L2 distance of maps (map units)", title=f"{metric} (lower = better; bands: 95% CI)")
         axes[0][0].legend(fontsize=7)
         title = f"Stability / fidelity vs σ: {dataset} · {model} · {act} ({suite})"
         out.append((title, save_figure(fig, out_dir / f"{slug('sigma', suite, dataset, model, act)}.png")))
@@ -152,15 +212,17 @@ def load_spectra(roots: Sequence[Path]) -> pd.DataFrame:
 def power_spectra(rows: pd.DataFrame, spectra: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
     if spectra.empty:
         return []
-    jobs = rows.drop_duplicates("job_id")[["job_id", *TRACK, "method_label"]]
+    jobs = rows.drop_duplicates("job_id")[["job_id", *TRACK, "method_label", *(["method"] if "method" in rows else [])]]
     data = spectra.merge(jobs, on="job_id")
     out = []
     for (suite, dataset, model, act), g in data.groupby(TRACK, sort=True):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+        looks = styles(g)
         for method, m in g.groupby("method_label", sort=True):
             curve = m.groupby("frequency")["power"].mean()
-            ax.plot(curve.index, curve.values / curve.values.sum(), label=method)
-        ax.set(yscale="log", xlabel="normalised radial frequency", ylabel="normalised power",
+            ax.plot(curve.index, curve.values / curve.values.sum(), label=method, **{**looks[method], "marker": None})
+        ax.set(yscale="log", xlabel="radial frequency (fraction of the highest)",
+               ylabel="power (fraction of the total; log scale)",
                title=f"Radial power spectra — {dataset} · {model} · {act}")
         ax.legend(fontsize=7)
         title = f"Radial power spectra: {dataset} · {model} · {act} ({suite})"

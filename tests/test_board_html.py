@@ -304,6 +304,8 @@ def test_a_second_bench_leaderboard_writes_the_same_bytes(tmp_path, monkeypatch)
                                   "leaderboard.html", "leaderboard.md"]
     assert b"](board/s.md)" in written[0]["leaderboard.md"] and b'href="board/s.html"' in written[0]["leaderboard.html"]
     assert b"](../leaderboard.md)" in written[0]["board/s.md"]
+    # the Markdown links Markdown pages only: the method and metric pages are HTML, a forge shows their source
+    assert not any(b".html" in text for path, text in written[0].items() if path.endswith(".md"))
 
 
 def test_method_and_metric_pages(tmp_path):

@@ -287,3 +287,16 @@ def test_line_plots_draw_ci_bands_in_a_colour_blind_safe_palette_with_labelled_a
     assert looks["grad"]["color"] == plots.PALETTE[0]  # competitors take the palette, controls grey dashes
     assert {looks[c]["color"] for c in ("random", "sobel")} == set(plots.CONTROL_GREYS)
     assert looks["random"]["linestyle"] == "--"
+
+
+def test_saliency_grids_carry_a_colour_bar_of_the_per_map_scale():
+    import matplotlib.pyplot as plt
+
+    from bench.board.plots import map_colourbar
+
+    fig, axes = plt.subplots(2, 3, squeeze=False)
+    map_colourbar(fig, axes[:, 1:])
+    bar = fig.axes[-1]
+    assert len(fig.axes) == 7 and "max |attribution|" in bar.get_ylabel()
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["−1", "0", "1"]
+    plt.close(fig)

@@ -145,8 +145,9 @@ class Document:
 @dataclass(frozen=True)
 class Refs:
     """How one page reaches the rest: ``page`` maps a link target (``key``, ``key#anchor`` or
-    ``#anchor``) to a relative href, ``image`` an ``Image.path`` (relative to the board's base folder,
-    that of the Markdown front) to a relative src. The default leaves both unchanged."""
+    ``#anchor``) to a relative href ("": no link, the text alone), ``image`` an ``Image.path``
+    (relative to the board's base folder, that of the Markdown front) to a relative src. The default
+    leaves both unchanged."""
     page: Callable[[str], str] = str
     image: Callable[[str], str] = str
 

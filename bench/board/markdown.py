@@ -48,8 +48,8 @@ def code_span(text: str) -> str:
 
 def link(text: str, href: str) -> str:
     """``[text](href)``: the text escaped, the href percent-quoted (no space, parenthesis or bracket
-    left to end it early)."""
-    return f"[{escape_md(text)}]({quote(href, safe='/#.-_~')})"
+    left to end it early); plain text where ``href`` is empty (the target has no Markdown page)."""
+    return f"[{escape_md(text)}]({quote(href, safe='/#.-_~')})" if href else escape_md(text)
 
 
 def inline(line: Line, refs: Refs = PLAIN) -> str:

@@ -258,6 +258,18 @@ def _results_model(first: pd.Series):
     return trained, ""
 
 
+def map_colourbar(fig, axes) -> None:
+    """The saliency grids' colour bar: each map is drawn on its own symmetric scale (±max |value|, so
+    sign and relative size read alike across methods whose maps differ by orders of magnitude); the
+    bar says so."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(-1.0, 1.0), "bwr"), ax=axes, shrink=0.8, ticks=[-1, 0, 1])
+    bar.set_label("attribution / max |attribution| of its map", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+
+
 def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[list[tuple[str, Path]], list[str]]:
     """One grid per track (inputs × methods), drawn only from the model the track's results came from;
     other tracks keep the grid drawn earlier (or are skipped) with a note."""
@@ -308,6 +320,7 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
             axes[0][j].set_title(job.method_label, fontsize=7)
         for ax in axes.ravel():
             ax.set_axis_off()
+        map_colourbar(fig, axes[:, 1:])
         out.append((title, save_figure(fig, path)))
     return out, notes
 

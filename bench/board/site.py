@@ -34,16 +34,17 @@ class Layout:
         return self.pages / f"{key}.{'html' if html else 'md'}"
 
     def refs(self, key: str, html: bool, html_only: set[str]) -> Refs:
-        """How the page ``key`` (its HTML or Markdown file) links the others: a Markdown page links a page
-        that exists only in HTML by its HTML file; an HTML page links HTML files."""
+        """How the page ``key`` (its HTML or Markdown file) links the others: Markdown links Markdown and
+        HTML links HTML; a page that exists only in HTML gets no link from Markdown ("")."""
         here = self.path(key, html).parent
 
         def page(target: str) -> str:
             name, _, anchor = target.partition("#")
             if not name:
                 return f"#{anchor}"
-            wanted = html or name in html_only
-            return _relative(self.path(name, wanted and self.page is not None), here) + (f"#{anchor}" if anchor else "")
+            if not html and name in html_only:
+                return ""  # a Markdown reader (e.g. on a forge) would see the HTML's source: no link
+            return _relative(self.path(name, html), here) + (f"#{anchor}" if anchor else "")
 
         return Refs(page=page, image=relinker(self.front.parent, here))
 

@@ -36,3 +36,5 @@ def test_subset_leaderboard_leaves_the_published_board_alone(tiny_suite, tmp_pat
     assert "is the published board" in capsys.readouterr().err
     assert Path("leaderboard.md").read_text() == "published\n"
     assert not (results / "plots").exists()
+    assert not (results / "board").exists()  # nor the published site: its pages went beside its front
+    assert (results / "boards" / "tiny" / "board" / "tiny.md").exists()

@@ -7,15 +7,16 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    lb = sub.add_parser("leaderboard", help="render leaderboard.md and its HTML page from results")
+    lb = sub.add_parser("leaderboard", help="render the board (leaderboard.md, its suite pages and "
+                        "its HTML site) from results")
     lb.add_argument("suites", nargs="*", help="suite names (default: the suites of registry/board.toml)")
     lb.add_argument("--results", default="results")
     lb.add_argument("--out", default=None, help="the board file (default: leaderboard.md for the suites of "
                     "registry/board.toml, else RESULTS/boards/SUITES/leaderboard.md); plots go beside it")
     lb.add_argument("--no-plots", action="store_true", help="render the board without drawing plots")
     lb.add_argument("--no-saliency", action="store_true", help="skip the saliency grids (they recompute maps)")
-    lb.add_argument("--no-html", action="store_true", help="skip the static HTML page (default: "
-                    "RESULTS/board/index.html for the published board, else beside --out as .html)")
+    lb.add_argument("--no-html", action="store_true", help="skip the static HTML site (default: "
+                    "RESULTS/board/index.html and its pages for the published board, else beside --out as .html)")
     lb.set_defaults(func=command)
 
 

@@ -163,3 +163,14 @@ def test_help_names_the_exit_codes(capsys):
             main(argv)
         text = " ".join(capsys.readouterr().out.split())
         assert "exit status: 0" in text and "1 when" in text and "2 " in text, text
+
+
+@pytest.mark.parametrize("metrics, pairs", [(("ef", "sparseness"), False), (("sparseness", "split_rank_corr"), True)])
+def test_train_twins_only_where_split_agreement_compares_them(tmp_path, metrics, pairs):
+    """`bench train --twins` trains a model's split-agreement twin only for jobs that score it."""
+    from bench.cli.train import _compares_pairs
+    from bench.suite import load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text(tiny_suite_text(metrics=metrics))
+    assert {_compares_pairs(j) for j in load_suite(str(path)).jobs} == {pairs}

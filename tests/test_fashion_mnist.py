@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bench.data import idx
+from bench.data.vision import DATA_ENV
 from bench.registry import datasets
 
 REAL = idx.DEBIAN_DIR
@@ -44,7 +45,7 @@ def write_set(folder: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> d
 def no_debian(monkeypatch, tmp_path):
     """Only the files a test writes are found; the cache is the test's own (to see nothing is written)."""
     monkeypatch.setattr(idx, "DEBIAN_DIR", tmp_path / "no-debian")
-    monkeypatch.delenv(idx.DATA_ENV, raising=False)
+    monkeypatch.delenv(DATA_ENV, raising=False)
     monkeypatch.setenv("GRADBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -88,7 +89,7 @@ def test_the_factory_finds_data_root_first_then_torchvision_layout(no_debian, tm
     other = fake_arrays(n_train=20)
     write_set(tmp_path / "env", other)
     monkeypatch.setitem(datasets.get("fashion-mnist").meta, "sha256", digests(other))
-    monkeypatch.setenv(idx.DATA_ENV, str(tmp_path / "env"))
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "env"))
     assert len(idx.fashion_mnist().x_train) == 20  # $GRADBENCH_DATA, the folder itself
 
 
@@ -152,7 +153,7 @@ def test_the_real_files_decode_to_the_pinned_digests_and_match_torchvision(tmp_p
     import torchvision
 
     monkeypatch.setenv("GRADBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv(idx.DATA_ENV, raising=False)
+    monkeypatch.delenv(DATA_ENV, raising=False)
     d = idx.fashion_mnist(data_root=str(tmp_path / "empty"), n_train=500, n_test=200)
     assert d.x_train.shape == (500, 1, 28, 28) and d.x_test.shape == (200, 1, 28, 28) and d.num_classes == 10
     assert float(d.x_test.min()) >= float(d.x_min) and float(d.x_test.max()) <= float(d.x_max) + 1e-6

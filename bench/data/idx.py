@@ -26,10 +26,9 @@ import numpy as np
 import torch
 
 from bench.data.base import ImageDataset, normalise
-from bench.data.vision import DatasetUnavailableError
+from bench.data.vision import DatasetUnavailableError, data_cache_dir, resolve_root
 from bench.registry import datasets
 
-DATA_ENV = "GRADBENCH_DATA"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
          "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
@@ -81,12 +80,8 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def candidate_folders(data_root: str | None) -> list[Path]:
     """Where the files are looked for, in order (see the module docstring)."""
-    explicit = data_root or os.environ.get(DATA_ENV)
-    roots = [Path(explicit).expanduser()] if explicit else []
-    folders = [r for root in roots for r in (root, root / "FashionMNIST" / "raw")]
-    if not explicit:
-        folders.append(Path.home() / ".cache" / "gradbench" / "data" / "FashionMNIST" / "raw")
-    return [*folders, DEBIAN_DIR]
+    root = resolve_root(data_root)  # --data-root / $GRADBENCH_DATA, else ~/.cache/gradbench/data
+    return [root, root / "FashionMNIST" / "raw", DEBIAN_DIR]
 
 
 def locate(data_root: str | None) -> dict[str, Path]:
@@ -111,17 +106,16 @@ def decode(files: dict[str, Path], sha256: dict[str, str]) -> dict[str, np.ndarr
             raise IdxError(f"{files[f'{split}_labels']}: {labels.shape} labels for {images.shape} images in "
                            f"{files[f'{split}_images']}; the counts must agree, reinstall the files")
     for key, a in arrays.items():
-        want = sha256.get(key)
-        if want is not None and array_digest(a) != want:
-            raise IdxError(f"{files[key]}: decoded content has sha256 {array_digest(a)[:16]}…, not the pinned "
+        want, got = sha256.get(key), array_digest(a)
+        if want is not None and got != want:
+            raise IdxError(f"{files[key]}: decoded content has sha256 {got[:16]}…, not the pinned "
                            f"{want[:16]}… (registry/datasets.toml); the file is not the original {FILES[key]}")
     return arrays
 
 
 def _cache_path(files: dict[str, Path]) -> Path:
-    base = Path(os.environ.get("GRADBENCH_CACHE") or Path.home() / ".cache" / "gradbench")
     stat = [(os.fspath(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()]
-    return base / "data" / f"fashion-mnist-{hashlib.sha256(repr(stat).encode()).hexdigest()[:24]}.pt"
+    return data_cache_dir() / f"fashion-mnist-{hashlib.sha256(repr(stat).encode()).hexdigest()[:24]}.pt"
 
 
 def load_arrays(data_root: str | None, sha256: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -144,7 +138,8 @@ def fashion_mnist(data_root: str | None = None, n_train: int | None = None,
     """Fashion-MNIST, 1×28×28 native, mean 0.2860 std 0.3530; the training set in a fixed seeded order."""
     arrays = load_arrays(data_root, datasets.get("fashion-mnist").meta.get("sha256", {}))
     order = torch.randperm(len(arrays["train_labels"]), generator=torch.Generator().manual_seed(TRAIN_ORDER_SEED))
-    x_tr, y_tr = arrays["train_images"][order][:n_train], arrays["train_labels"][order][:n_train]
+    order = order[:n_train]  # index only the images kept
+    x_tr, y_tr = arrays["train_images"][order], arrays["train_labels"][order]
     x_te, y_te = arrays["test_images"][:n_test], arrays["test_labels"][:n_test]
 
     def prepare(images: torch.Tensor) -> torch.Tensor:

@@ -117,13 +117,16 @@ def _decode(path: str, image_size: int) -> Tensor:
         return TF.pil_to_tensor(TF.center_crop(im, image_size))
 
 
+def data_cache_dir() -> Path:
+    """Where decoded uint8 pixels are cached: ``$GRADBENCH_CACHE/data`` (default ``~/.cache/gradbench/data``)."""
+    return Path(os.environ.get("GRADBENCH_CACHE") or Path.home() / ".cache" / "gradbench") / "data"
+
+
 def _decoded_cache(samples: Sequence[tuple[str, int]], image_size: int) -> Path:
-    root = os.environ.get("GRADBENCH_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "gradbench"
     # Keyed by the exact files (path, size, mtime) and image size: a changed tree is a new key, never a stale hit.
     files = [(os.fspath(p), c, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p, c in samples]
     key = hashlib.sha256(json.dumps([image_size, files]).encode()).hexdigest()
-    return base / "data" / f"{key[:24]}.pt"
+    return data_cache_dir() / f"{key[:24]}.pt"
 
 
 def _read(samples: Sequence[tuple[str, int]], image_size: int) -> tuple[Tensor, Tensor]:

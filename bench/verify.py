@@ -34,6 +34,13 @@ class JobCheck:
     digest_match: bool
     error: str | None = None
     digest_recorded: bool = True  # False: the committed rows predate model_weights_digest
+    numerics_committed: str = ""  # the committed rows' numerics fingerprint ("": not recorded)
+    numerics_here: str = ""  # this run's (bench.models.fingerprint)
+
+    @property
+    def same_kernels(self) -> bool | None:
+        """Whether the committed rows were computed with this machine's kernels (None: not recorded)."""
+        return None if not self.numerics_committed else self.numerics_committed == self.numerics_here
 
     def equal(self, rtol: float) -> bool:
         return self.error is None and self.digest_match and self.max_rel <= rtol
@@ -44,8 +51,14 @@ class JobCheck:
         verdict = "ok  " if self.equal(rtol) else "DIFF"
         digest = ("matches" if self.digest_match else "DIFFERS" if self.digest_recorded
                   else "not in the committed rows (regenerate them)")
+        kernels = ""
+        if verdict == "DIFF" and self.same_kernels is False:
+            kernels = (f" (committed with kernels {self.numerics_committed}, here {self.numerics_here}: "
+                       "bit identity is not expected across kernels)")
+        elif verdict == "DIFF" and self.same_kernels is None:
+            kernels = " (the committed rows do not record their kernels)"
         return (f"{verdict}  {self.label}: max |diff| {self.max_abs:.3g}, max rel diff {self.max_rel:.3g}, "
-                f"weights digest {digest}")
+                f"weights digest {digest}{kernels}")
 
 
 def pick_jobs(jobs: list[Job], k: int, seed: int = 0) -> list[Job]:
@@ -82,6 +95,11 @@ def _differences(committed: pd.DataFrame, fresh: pd.DataFrame) -> tuple[float, f
     return max_abs, max_rel
 
 
+def _first(rows: pd.DataFrame, column: str) -> str:
+    value = rows[column].iloc[0] if column in rows and len(rows) else ""
+    return value if isinstance(value, str) else ""
+
+
 def verify(suite: Suite, results: str | Path = "results", sample: int = 6, seed: int = 0, device: str = "cpu",
            data_root: str | Path | None = None, progress: bool = False,
            workdir: str | Path | None = None) -> list[JobCheck]:
@@ -113,5 +131,7 @@ def verify(suite: Suite, results: str | Path = "results", sample: int = 6, seed:
                 digest_old = old["model_weights_digest"].iloc[0] if "model_weights_digest" in old else None
                 recorded = isinstance(digest_old, str) and bool(digest_old)
                 match = recorded and digest_old == new["model_weights_digest"].iloc[0]
-                checks.append(JobCheck(job.label, *_differences(old, new), match, digest_recorded=recorded))
+                checks.append(JobCheck(job.label, *_differences(old, new), match, digest_recorded=recorded,
+                                       numerics_committed=_first(old, "numerics"),
+                                       numerics_here=_first(new, "numerics")))
     return checks

@@ -56,6 +56,9 @@ ROW_SCHEMA = pa.schema([
     # "" for a job on the model as trained; else the spec of its minor weight perturbation (a suite's
     # noise_resilience, bench.models.perturb) and the σ the accuracy-preserving search used
     ("model_perturbation", pa.string()), ("model_perturbation_sigma", pa.float64()),
+    # bench.models.fingerprint.numerics_fingerprint of the device the job ran on: rows with equal
+    # fingerprints reproduce bit for bit; "" in rows written before the column existed
+    ("numerics", pa.string()),
 ])
 REQUIRED = ("job_id", "suite", "dataset", "model", "activation", "method", "method_label", "metric",
             "value", "stderr", "n", "direction", "category")
@@ -268,6 +271,8 @@ def load_rows(*roots: Path | str) -> pd.DataFrame:
                                    f"schema: delete it and rerun 'bench run {_name(root)}'")
             if "model_perturbation" not in frame.columns:  # written before the column existed: ordinary rows
                 frame["model_perturbation"] = ""
+            if "numerics" not in frame.columns:  # written before the column existed: kernels unrecorded
+                frame["numerics"] = ""
             frames.append(frame)
     if not frames:
         raise ResultsError(f"no result rows in {', '.join(map(str, roots))}; run 'bench run SUITE' first")

@@ -24,6 +24,7 @@ from bench.job import Job, MetricSpec, canonical_json
 from bench.methods import Method, create_method
 from bench.metrics import Metric, MetricContext, create_metric
 from bench.models.build import recipe_data, scored_model, trained_model
+from bench.models.fingerprint import numerics_fingerprint
 from bench.models.train import TrainedModel
 from bench.provenance import (
     allow_tf32,
@@ -238,7 +239,8 @@ class Runner:
             "method": job.method, "method_label": job.method_label or job.method,
             "method_params": canonical_json(job.method_params), "seed": job.seed,
             "samples": job.samples, "target": job.target, "output": job.output,
-            "device": device_name(self.device), "fast": self.fast, "bench_version": package_version("gradbench"),
+            "device": device_name(self.device), "numerics": numerics_fingerprint(self.device),
+            "fast": self.fast, "bench_version": package_version("gradbench"),
             "torch_version": torch.__version__, "package_versions": package_versions(),
             "git_commit": git_commit(), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from bench.models.fingerprint import numerics_fingerprint
 from bench.numerics import PINNED_ENV, cpu_has_avx2
+from bench.run.results import load_rows
 from bench.suite import load_suite
 from bench.verify import verify
 
 REPO = Path(__file__).resolve().parent.parent
 needs_avx2 = pytest.mark.skipif(not cpu_has_avx2(), reason="this processor has no AVX2: nothing is pinned here")
+FINGERPRINT = "import bench; from bench.models.fingerprint import numerics_fingerprint; print(numerics_fingerprint())"
 PROBE = ("import bench, torch; from bench.provenance import device_name; "
          "print(torch.backends.cpu.get_cpu_capability(), '|', device_name(torch.device('cpu')))")
 
@@ -54,6 +57,39 @@ def test_avx2_is_read_from_the_flags_line(tmp_path):
                     reason="an instruction set other than the pinned one was asked for")
 def test_published_default_rows_reproduce_from_an_empty_cache():
     """Two of default's jobs retrained and rerun from nothing give the committed weights and numbers
-    bit for bit (unpinned, an AVX-512 machine gave other weights for every model)."""
+    bit for bit wherever this machine's kernels are the publisher's (unpinned, an AVX-512 machine gave
+    other weights for every model; pinned, a Sapphire Rapids one still did for the rows of another kind)."""
+    published = set(load_rows(REPO / "results" / "default")["numerics"])
+    here = numerics_fingerprint("cpu")
+    if published != {here}:
+        pytest.skip(f"default's rows were computed with kernels {sorted(published)}, this machine's are {here}: "
+                    "bit identity is not expected (bench.models.fingerprint)")
     checks = verify(load_suite("default"), REPO / "results", sample=2)
     assert [c.line(0.0) for c in checks if not c.equal(0.0)] == []
+
+
+def _fingerprint(**env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in PINNED_ENV} | env
+    return subprocess.run([sys.executable, "-c", FINGERPRINT], env=clean, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@needs_avx2
+def test_the_fingerprint_tells_other_kernels_apart_and_is_stable():
+    """Each library's kernels move the fingerprint as they move training's weights: oneDNN's ISA, MKL's
+    instructions, ATen's capability; the same kernels give the same digest in another process."""
+    here = _fingerprint()
+    assert here == numerics_fingerprint("cpu") and len(here) == 12
+    others = {_fingerprint(ONEDNN_MAX_CPU_ISA="SSE41"), _fingerprint(MKL_ENABLE_INSTRUCTIONS="SSE4_2"),
+              _fingerprint(ATEN_CPU_CAPABILITY="default")}
+    assert here not in others and len(others) == 3
+
+
+def test_the_fingerprint_leaves_the_callers_generator_alone():
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    numerics_fingerprint("cpu")
+    assert torch.equal(torch.rand(3), expected)

@@ -7,9 +7,10 @@ import pyarrow.parquet as pq
 import torch
 
 from bench.cli import main
+from bench.models.fingerprint import numerics_fingerprint
 from bench.models.train import Recipe, training_numerics, weights_digest
 from bench.suite import load_suite
-from bench.verify import pick_jobs, verify
+from bench.verify import JobCheck, pick_jobs, verify
 
 
 def test_digest_ignores_layout_and_sees_one_ulp():
@@ -65,4 +66,17 @@ def test_verify_reproduces_a_run_from_an_empty_cache(tiny_suite, tmp_path, capsy
     pq.write_table(__import__("pyarrow").Table.from_pandas(rows, preserve_index=False), f)
     (check,) = verify(suite, results, sample=1)
     assert check.max_abs > 0.5e-3 and check.digest_match
+    assert check.same_kernels and check.numerics_here == numerics_fingerprint("cpu")
     assert main(["verify", path, "--sample", "1", "--results", str(results), "--quiet"]) == 1
+    assert "kernels" not in capsys.readouterr().out  # same kernels: the difference is the code's
+
+
+def test_a_difference_from_other_kernels_says_so():
+    other = JobCheck("t/m/seed0/grad", 1e-3, 1e-2, False, numerics_committed="aaaaaaaaaaaa",
+                     numerics_here="bbbbbbbbbbbb")
+    assert not other.equal(0.0) and other.same_kernels is False
+    assert "committed with kernels aaaaaaaaaaaa, here bbbbbbbbbbbb" in other.line(0.0)
+    unrecorded = JobCheck("t/m/seed0/grad", 1e-3, 1e-2, False, numerics_here="bbbbbbbbbbbb")
+    assert unrecorded.same_kernels is None and "do not record their kernels" in unrecorded.line(0.0)
+    same = JobCheck("t/m/seed0/grad", 0.0, 0.0, True, numerics_committed="b" * 12, numerics_here="b" * 12)
+    assert same.equal(0.0) and "kernels" not in same.line(0.0)

@@ -298,7 +298,8 @@ def test_a_second_bench_leaderboard_writes_the_same_bytes(tmp_path, monkeypatch)
         written.append({p.relative_to(root / "out").as_posix(): p.read_bytes()
                         for p in sorted((root / "out").rglob("*")) if p.is_file()})
     assert written[0] == written[1]
-    assert sorted(written[0]) == ["board/method/a.html", "board/method/b.html", "board/method/c.html",
+    assert sorted(written[0]) == ["board/.leaderboard.md.written", "board/method/a.html", "board/method/b.html",
+                                  "board/method/c.html",
                                   "board/method/img-src-x-onerror-alert-1.html", "board/metric/m1.html",
                                   "board/metric/m2.html", "board/s.html", "board/s.md", "board/t.html", "board/t.md",
                                   "leaderboard.html", "leaderboard.md"]
@@ -382,3 +383,28 @@ def test_every_image_of_the_site_loads(browser, tmp_path):
         assert all(sizes), f"{name}: an image did not load"
         seen += len(sizes)
     assert seen >= 2  # the two suites' plots
+
+
+def test_pages_of_a_method_no_longer_on_the_board_are_deleted_and_nothing_else(tmp_path):
+    """A render without method c removes c's page once no board's record of that folder lists it (each
+    board records what it wrote); a file a person put in the folder is never touched."""
+    def render(rows: pd.DataFrame, out: str) -> Path:
+        results = tmp_path / f"results-{out}"
+        shutil.rmtree(results, ignore_errors=True)
+        for suite, g in rows.groupby("suite"):
+            (results / suite).mkdir(parents=True)
+            for j, job in g.groupby("job_id"):
+                job.to_parquet(results / suite / f"{j}.parquet")
+        front, _, _ = write_board(results, ["s", "t"], tmp_path / "site" / f"{out}.md", plots=False)
+        return front.parent / "board"
+
+    rows, without_c = board_rows(), board_rows().query("method != 'c'")
+    pages = render(rows, "one")
+    (pages / "notes.txt").write_text("mine")
+    assert render(rows, "two") == pages  # a second board writing into the same folder
+    render(without_c, "one")
+    assert (pages / "method" / "c.html").exists()  # board two still shows c
+    assert "method/c.html" not in (pages / ".one.md.written").read_text().splitlines()
+    render(without_c, "two")
+    assert not (pages / "method" / "c.html").exists()
+    assert (pages / "method" / "a.html").exists() and (pages / "notes.txt").read_text() == "mine"

@@ -17,7 +17,7 @@ import pandas as pd
 from bench.board.compute import compute_board
 from bench.board.config import BoardConfig, load_board_config
 from bench.board.render import board_site
-from bench.board.site import Layout, write_site
+from bench.board.site import Layout, prune_stale, write_site
 from bench.errors import GradBenchError, ResultsError
 from bench.run.results import (
     digest,
@@ -180,12 +180,14 @@ def write_board(results: Path | str, suites: Sequence[str], out: Path | str | No
         links = [(t, _relative(p, out)) for t, p in made]
         diagrams = suite_cd_diagrams(board.summary, plots_dir, config.alpha)
         cd_images = {suite: _relative(p, out) for suite, _, p in diagrams}
+        prune_stale(plots_dir, [p for _, p in made] + [p for _, _, p in diagrams], out.name)
     citations = {n: r.get("citation", "") for n, r in load_submissions(results).items()}
     site = board_site(rows, suites, leaderboard_command(suites, results, out, plots), samples=samples,
                       config=config, sanity=sanity, plots=links,
                       globs=board_globs(results, suites, out.resolve().parent), method_citations=citations,
                       board=board, cd_images=cd_images, profiles=html)
-    write_site(site, Layout(out, page, pages_dir(results, out)))
+    pages = pages_dir(results, out)
+    prune_stale(pages, write_site(site, Layout(out, page, pages)), out.name)
     return out, rows, notes
 
 

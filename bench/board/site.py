@@ -9,6 +9,7 @@ published board. Links are relative, so the folder can be served or opened from 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,3 +68,24 @@ def write_site(site: Site, layout: Layout) -> list[Path]:
             write_file(path, to_html(doc, layout.refs(key, True, site.html_only)).encode("utf-8"))
             written.append(path)
     return written
+
+
+def prune_stale(folder: Path, written: Iterable[Path], owner: str) -> list[Path]:
+    """Delete the files that the last render by ``owner`` wrote into ``folder`` and this one did not, then
+    record what this one wrote (``folder/.<owner>.written``, sorted, so the board stays byte-identical):
+    the page of a method, metric or suite no longer on the board, or a plot no longer drawn, does not
+    linger and stay linked from nowhere. Only files listed by ``owner``'s own record and by no other
+    board's are deleted, so another board sharing the folder, or a file a person put there, is left alone."""
+    record = folder / f".{owner}.written"
+    now = sorted({_relative(p, folder) for p in written if folder.resolve() in p.resolve().parents})
+    before = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
+    others = {name for other in folder.glob(".*.written") if other != record
+              for name in other.read_text(encoding="utf-8").splitlines()}
+    removed = []
+    for name in sorted(set(before) - set(now) - others):
+        path = folder / name
+        if ".." not in Path(name).parts and path.is_file():
+            path.unlink()
+            removed.append(path)
+    write_file(record, "".join(f"{name}\n" for name in now).encode("utf-8"))
+    return removed

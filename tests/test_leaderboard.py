@@ -300,3 +300,27 @@ def test_saliency_grids_carry_a_colour_bar_of_the_per_map_scale():
     assert len(fig.axes) == 7 and "max |attribution|" in bar.get_ylabel()
     assert [t.get_text() for t in bar.get_yticklabels()] == ["−1", "0", "1"]
     plt.close(fig)
+
+
+def test_a_metric_of_the_models_predictions_is_one_curve_not_a_stack_of_equal_bands(tmp_path, monkeypatch):
+    """split_prediction_agreement is the same for every method on a model: one black curve; split_rank_corr
+    differs by method: a curve and band per method."""
+    import bench.board.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    cells = [(m, k, "higher", "agreement", (1.0 if k == "split_prediction_agreement" else v) / sf)
+             for sf in (1, 2, 4) for m, v in (("grad", 0.5), ("smoothgrad", 0.8))
+             for k in ("split_prediction_agreement", "split_rank_corr")]
+    rows = make_rows(cells)
+    sfs = [sf for sf in (1, 2, 4) for _ in range(4)]  # the order of `cells`
+    rows["model_recipe"] = [f'{{"split_factor": {sf}}}' for sf in sfs]
+    rows["model_hash"] = [f"model-sf{sf}" for sf in sfs]
+    rows["job_id"] = rows["job_id"] + rows["model_hash"]
+    rows["stderr"], rows["metric_params"], rows["method_params"] = 0.02, "{}", "{}"
+    plots.agreement_vs_split(rows, tmp_path)
+    prediction, rank = figures[0].axes[:2]
+    assert [line.get_label() for line in prediction.get_lines()] == ["every method (the models')"]
+    assert prediction.get_lines()[0].get_ydata().tolist() == [1.0, 0.5, 0.25]
+    assert len([c for c in prediction.collections if c.get_paths()]) == 1
+    assert [line.get_label() for line in rank.get_lines()] == ["grad", "smoothgrad"]

@@ -135,6 +135,12 @@ def _agreement_unit(metric: str) -> str:
     return "fraction (0 … 1)"
 
 
+def _same_for_every_method(g: pd.DataFrame) -> bool:
+    """Whether every method has the same value on every model (a metric of the models' predictions, such
+    as split_prediction_agreement): drawn per method, their bands would only stack on one another."""
+    return g["method_label"].nunique() > 1 and bool((g.groupby("model_hash")["value"].nunique() == 1).all())
+
+
 def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Path]]:
     agr = rows[rows["category"] == "agreement"].copy()
     if agr.empty:
@@ -152,8 +158,14 @@ def agreement_vs_split(rows: pd.DataFrame, out_dir: Path) -> list[tuple[str, Pat
                                  layout="constrained")
         looks = styles(g)
         for ax, metric in zip(axes[0], metrics, strict=True):
-            for method, m in g[g["metric"] == metric].groupby("method_label", sort=True):
-                curve_with_ci(ax, m, "sf", method, looks[method])
+            of_metric = g[g["metric"] == metric]
+            if _same_for_every_method(of_metric):  # the models' predictions: one curve, not n stacked bands
+                curve_with_ci(ax, of_metric.drop_duplicates(["sf", "model_hash"]), "sf", "every method (the models')",
+                              {"color": "black", "marker": "o", "markersize": 3.5, "linewidth": 1.4})
+                ax.legend(fontsize=7)
+            else:
+                for method, m in of_metric.groupby("method_label", sort=True):
+                    curve_with_ci(ax, m, "sf", method, looks[method])
             ax.set(xscale="log", ylabel=_agreement_unit(metric), title=metric)
         fig.supxlabel("split factor sf (each model trains on 1/sf of the data; log scale); bands: 95% CI")
         axes[0][0].legend(fontsize=7)

@@ -56,3 +56,17 @@ def test_prune_removes_exactly_the_old_files(edited):
     assert set(pd.read_parquet(results / "tiny").job_id) == {new}
     _, _, notes = write_board(results, ["tiny"], results.parent / "board.md", plots=False)
     assert notes == []
+
+
+def test_prune_jobs_removes_the_selected_jobs_so_that_the_next_run_recomputes_them(edited, capsys):
+    results, old, new = edited
+    label = load_suite("tiny").jobs[0].label
+    new_files = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file() and p.name.startswith(new))
+    assert main(["prune", "tiny", "--results", str(results), "--jobs", label, "--dry-run"]) == 0
+    assert all((results / p).exists() for p in new_files)
+    assert main(["prune", "tiny", "--results", str(results), "--jobs", label]) == 0
+    assert not any(p.is_file() and p.name.startswith((old, new)) for p in results.rglob("*"))
+    assert f"matching --jobs '{label}'" in capsys.readouterr().out
+    assert Runner(results, device="cpu", progress=False).run(load_suite("tiny")).done == [new]
+    assert main(["prune", "tiny", "--results", str(results), "--jobs", "nothing/*"]) == 2  # one line, nothing removed
+    assert "no job of suite 'tiny' matches --jobs 'nothing/*'" in capsys.readouterr().err

@@ -34,7 +34,8 @@ def command(args: argparse.Namespace) -> int:
             t = dataclasses.replace(r, **twin_changes(r))
             recipes.setdefault(t.hash, t)
     for r in recipes.values():
-        if args.jobs and not fnmatch.fnmatch(f"{r.dataset}/{r.architecture}[{r.activation}]", args.jobs):
+        name = f"{r.dataset}/{r.architecture}[{r.activation}]"
+        if args.jobs and name != args.jobs and not fnmatch.fnmatch(name, args.jobs):  # literal: [activation]
             continue
         m = trained_model(r, device, progress=not args.quiet, data_root=args.data_root)
         split = f" split {r.split_index}/{r.split_factor}" if r.split_factor > 1 else ""

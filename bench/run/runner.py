@@ -99,6 +99,18 @@ class Explained:
     passes: int  # rows through the model while explaining
 
 
+def select_jobs(suite: Suite, pattern: str | None) -> list[Job]:
+    """The suite's jobs whose label is ``pattern`` or matches it (fnmatch), or whose id starts with it (all
+    for None): what ``--jobs`` selects, in ``bench run``, ``bench train`` and ``bench prune``. A label is
+    taken literally too, since its ``[activation]`` would read as a character class."""
+    jobs = [j for j in suite.jobs if pattern is None or j.label == pattern or fnmatch.fnmatch(j.label, pattern)
+            or j.id.startswith(pattern)]
+    if pattern is not None and not jobs:
+        raise SuiteError(f"no job of suite '{suite.name}' matches --jobs '{pattern}' "
+                         "(labels look like dataset/model[activation]/seedN/method)")
+    return jobs
+
+
 class Runner:
     def __init__(self, results_root: Path | str = "results", device: str = "auto",
                  chunk_size: int | None = None, progress: bool = True, fast: bool = False,
@@ -249,12 +261,7 @@ class Runner:
         return ResultStore(join(self.results_root, suite.name))
 
     def select(self, suite: Suite, pattern: str | None) -> list[Job]:
-        jobs = [j for j in suite.jobs if pattern is None or fnmatch.fnmatch(j.label, pattern)
-                or j.id.startswith(pattern)]
-        if pattern is not None and not jobs:
-            raise SuiteError(f"no job of suite '{suite.name}' matches --jobs '{pattern}' "
-                             "(labels look like dataset/model[activation]/seedN/method)")
-        return jobs
+        return select_jobs(suite, pattern)
 
     def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False,
             executor: str = "local", address: str | None = None, num_gpus: float | None = None) -> RunReport:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate published suites from an empty model cache, timing training and the run per suite.
+# Regenerate published suites from an empty model cache, timing training and the run per suite: the
+# selected jobs' results are removed first (bench prune --jobs), so every one of them is computed again.
 # Usage: benchmarks/regenerate.sh SUITE[:PATTERN]... (nothing else may run: 2 cores, fixed 2-thread
 # numerics); PATTERN (bench's --jobs) limits training and the run to some tracks, e.g. 'fashion-mnist/*'.
 # Times go to stdout as "suite <name> train <s> run <s>"; the cache is $GRADBENCH_CACHE (default: a
@@ -14,7 +15,7 @@ for arg in "$@"; do
     suite="${arg%%:*}"
     pattern="*"
     [[ "$arg" == *:* ]] && pattern="${arg#*:}"
-    "$BENCH" prune "$suite" >/dev/null
+    "$BENCH" prune "$suite" --jobs "$pattern" >/dev/null
     t0=$(date +%s)
     "$BENCH" train "$suite" --twins --quiet --jobs "$pattern"
     t1=$(date +%s)

@@ -102,15 +102,16 @@ def _first(rows: pd.DataFrame, column: str) -> str:
 
 def verify(suite: Suite, results: str | Path = "results", sample: int = 6, seed: int = 0, device: str = "cpu",
            data_root: str | Path | None = None, progress: bool = False,
-           workdir: str | Path | None = None) -> list[JobCheck]:
-    """Retrain and rerun ``sample`` of the suite's committed jobs in a temporary folder (``workdir``
-    when given: kept, for inspection) and compare with the committed rows."""
+           workdir: str | Path | None = None, pattern: str | None = None) -> list[JobCheck]:
+    """Retrain and rerun ``sample`` of the suite's committed jobs (those matching ``pattern``, as
+    ``bench run --jobs``) in a temporary folder (``workdir`` when given: kept, for inspection) and
+    compare with the committed rows."""
     from bench.run.results import ResultStore
-    from bench.run.runner import Runner
+    from bench.run.runner import Runner, select_jobs
 
     committed = load_rows(join(results, suite.name))
     ids = set(committed["job_id"]) if not committed.empty else set()
-    jobs = [j for j in suite.jobs if j.id in ids]
+    jobs = [j for j in select_jobs(suite, pattern) if j.id in ids]
     if not jobs:
         raise SuiteError(f"no committed rows of suite '{suite.name}' in {join(results, suite.name)}; "
                          f"run 'bench run {suite.name}' first or pass --results")

@@ -69,6 +69,11 @@ def test_verify_reproduces_a_run_from_an_empty_cache(tiny_suite, tmp_path, capsy
     assert check.same_kernels and check.numerics_here == numerics_fingerprint("cpu")
     assert main(["verify", path, "--sample", "1", "--results", str(results), "--quiet"]) == 1
     assert "kernels" not in capsys.readouterr().out  # same kernels: the difference is the code's
+    # --jobs samples among the matching jobs only; a pattern matching none is one line, exit 2
+    (check,) = verify(suite, results, sample=1, pattern=suite.jobs[0].label)
+    assert check.label == suite.jobs[0].label
+    assert main(["verify", path, "--jobs", "nothing/*", "--results", str(results), "--quiet"]) == 2
+    assert "matches --jobs 'nothing/*'" in capsys.readouterr().err
 
 
 def test_a_difference_from_other_kernels_says_so():

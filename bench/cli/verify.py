@@ -13,6 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("suite", help="suite name (registry/suites/NAME.toml) or path")
     v.add_argument("--sample", type=positive_int, default=6, help="how many jobs (default 6, spread across models)")
     v.add_argument("--seed", type=int, default=0, help="seed of the job sample (default 0)")
+    v.add_argument("--jobs", metavar="PATTERN", help="sample only jobs whose label matches (as bench run --jobs), "
+                   "e.g. 'fashion-mnist/*'")
     v.add_argument("--rtol", type=float, default=0.0, help="relative difference still counted equal (default 0)")
     v.add_argument("--results", default="results", help="results root holding the committed rows")
     v.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default cpu: the committed rows' device)")
@@ -27,7 +29,7 @@ def command(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     checks = verify(suite, args.results, sample=args.sample, seed=args.seed, device=args.device,
-                    data_root=args.data_root, progress=not args.quiet)
+                    data_root=args.data_root, progress=not args.quiet, pattern=args.jobs)
     for check in checks:
         print(check.line(args.rtol))
     bad = sum(not c.equal(args.rtol) for c in checks)

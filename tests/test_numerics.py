@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.data import load_dataset
+from bench.data.vision import DatasetUnavailableError
 from bench.models.fingerprint import numerics_fingerprint
 from bench.numerics import PINNED_ENV, cpu_has_avx2
 from bench.run.results import load_rows
+from bench.run.runner import select_jobs
 from bench.suite import load_suite
 from bench.verify import verify
 
@@ -52,20 +55,35 @@ def test_avx2_is_read_from_the_flags_line(tmp_path):
     assert not cpu_has_avx2(tmp_path / "absent")
 
 
+# (suite, --jobs pattern, sample): two of default's jobs, and a real-data one (Fashion-MNIST, split
+# agreement at sf = 16: its model and twin train on 3,375 images each, so it costs seconds)
+PUBLISHED = [("default", None, 2), ("generalization-small", "fashion-mnist/cnn-small[relu]/seed0/sf16.0/grad", 1)]
+
+
 @needs_avx2
 @pytest.mark.skipif(any(os.environ.get(k, v) != v for k, v in PINNED_ENV.items()),
                     reason="an instruction set other than the pinned one was asked for")
-def test_published_default_rows_reproduce_from_an_empty_cache():
-    """Two of default's jobs retrained and rerun from nothing give the committed weights and numbers
-    bit for bit wherever this machine's kernels are the publisher's (unpinned, an AVX-512 machine gave
-    other weights for every model; pinned, a Sapphire Rapids one still did for the rows of another kind)."""
-    published = set(load_rows(REPO / "results" / "default")["numerics"])
+@pytest.mark.parametrize(("suite", "pattern", "sample"), PUBLISHED, ids=[s for s, _, _ in PUBLISHED])
+def test_published_rows_reproduce_from_an_empty_cache(suite, pattern, sample):
+    """Published jobs retrained and rerun from nothing give the committed weights and numbers bit for bit
+    wherever this machine's kernels are the publisher's (unpinned, an AVX-512 machine gave other weights
+    for every model; pinned, a Sapphire Rapids one still did for rows published on another kind)."""
+    loaded = load_suite(suite)
+    jobs = select_jobs(loaded, pattern)
+    for dataset in {j.recipe.dataset for j in jobs}:
+        try:
+            load_dataset(dataset)
+        except DatasetUnavailableError as e:
+            pytest.skip(f"{suite}'s {dataset} jobs need the dataset here: {e}")
+    ids = {j.id for j in jobs}
+    rows = load_rows(REPO / "results" / suite)
+    published = set(rows[rows["job_id"].isin(ids)]["numerics"])
     here = numerics_fingerprint("cpu")
     if published != {here}:
-        pytest.skip(f"default's rows were computed with kernels {sorted(published)}, this machine's are {here}: "
+        pytest.skip(f"{suite}'s rows were computed with kernels {sorted(published)}, this machine's are {here}: "
                     "bit identity is not expected (bench.models.fingerprint)")
-    checks = verify(load_suite("default"), REPO / "results", sample=2)
-    assert [c.line(0.0) for c in checks if not c.equal(0.0)] == []
+    checks = verify(loaded, REPO / "results", sample=sample, pattern=pattern)
+    assert len(checks) == sample and [c.line(0.0) for c in checks if not c.equal(0.0)] == []
 
 
 def _fingerprint(**env: str) -> str:

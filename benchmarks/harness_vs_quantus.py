@@ -40,10 +40,12 @@ METHODS = {"grad": {}, "smoothgrad": {"n": 50, "alpha": ALPHA}, "integrated_grad
 
 
 def metrics(num_classes: int) -> list[tuple[str, dict, str, dict]]:
-    """(GradBench name, params, Quantus class, Quantus init params): the same settings on both sides."""
+    """(GradBench name, params, Quantus class, Quantus init params): the same settings on both sides, as
+    the tests call Quantus (every Quantus class gets per-sample normalisation, ``PER_SAMPLE``, which
+    is what GradBench's sparseness and complexity do)."""
     return [
-        ("sparseness", {}, "Sparseness", {"normalise": False}),
-        ("complexity", {}, "Complexity", {"normalise": False}),
+        ("sparseness", {}, "Sparseness", {}),
+        ("complexity", {}, "Complexity", {}),
         ("faithfulness_correlation", {"nr_runs": 100, "subset_size": 224}, "FaithfulnessCorrelation",
          {"nr_runs": 100, "subset_size": 224, "return_aggregate": False}),
         ("max_sensitivity", {"nr_samples": 10}, "MaxSensitivity", {"nr_samples": 10}),

@@ -324,3 +324,11 @@ def test_a_metric_of_the_models_predictions_is_one_curve_not_a_stack_of_equal_ba
     assert prediction.get_lines()[0].get_ydata().tolist() == [1.0, 0.5, 0.25]
     assert len([c for c in prediction.collections if c.get_paths()]) == 1
     assert [line.get_label() for line in rank.get_lines()] == ["grad", "smoothgrad"]
+
+
+def test_grid_column_titles_put_parameters_under_the_name_in_short_lines():
+    from bench.board.plots import column_title
+
+    assert column_title("grad") == "grad"
+    assert column_title("smoothgrad(n=32, sigma=0.1)") == "smoothgrad\n(n=32,\nsigma=0.1)"
+    assert all(len(line) <= 16 for line in column_title("a-ig-b(n=10, steps=16, c=0.95)").split("\n")[1:])

@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -329,12 +330,19 @@ def saliency_grids(rows: pd.DataFrame, out_dir: Path, inputs: int = 4) -> tuple[
             for i in range(len(x)):
                 lim = float(np.abs(maps[i]).max()) or 1.0
                 axes[i][j].imshow(maps[i], cmap="bwr", vmin=-lim, vmax=lim)
-            axes[0][j].set_title(job.method_label, fontsize=7)
+            axes[0][j].set_title(column_title(job.method_label), fontsize=7)
         for ax in axes.ravel():
             ax.set_axis_off()
         map_colourbar(fig, axes[:, 1:])
         out.append((title, save_figure(fig, path)))
     return out, notes
+
+
+def column_title(label: str, width: int = 16) -> str:
+    """A method label as a grid column's title: its name, then its parameters wrapped at ``width``
+    characters (columns are 1.6 inches wide; one-line labels ran into their neighbours)."""
+    name, paren, params = label.partition("(")
+    return "\n".join([name, *(textwrap.wrap(paren + params, width) if paren else [])])
 
 
 def make_plots(rows: pd.DataFrame, roots: Sequence[Path], out_dir: Path | str, saliency: bool = True

@@ -129,9 +129,9 @@ def verify(suite: Suite, results: str | Path = "results", sample: int = 6, seed:
                     continue
                 new = load_rows(store.root)
                 new = new[new["job_id"] == job.id]
-                digest_old = old["model_weights_digest"].iloc[0] if "model_weights_digest" in old else None
-                recorded = isinstance(digest_old, str) and bool(digest_old)
-                match = recorded and digest_old == new["model_weights_digest"].iloc[0]
+                digest_old = _first(old, "model_weights_digest")
+                recorded = bool(digest_old)
+                match = recorded and digest_old == _first(new, "model_weights_digest")
                 checks.append(JobCheck(job.label, *_differences(old, new), match, digest_recorded=recorded,
                                        numerics_committed=_first(old, "numerics"),
                                        numerics_here=_first(new, "numerics")))

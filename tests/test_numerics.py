@@ -26,10 +26,15 @@ PROBE = ("import bench, torch; from bench.provenance import device_name; "
          "print(torch.backends.cpu.get_cpu_capability(), '|', device_name(torch.device('cpu')))")
 
 
-def _probe(**env: str) -> tuple[str, str]:
+def _run_unpinned(code: str, **env: str) -> str:
+    """What ``code`` prints in a fresh interpreter without the pin's variables (plus ``env``)."""
     clean = {k: v for k, v in os.environ.items() if k not in PINNED_ENV} | env
-    out = subprocess.run([sys.executable, "-c", PROBE], env=clean, capture_output=True, text=True, check=True)
-    capability, device = out.stdout.strip().split(" | ")
+    return subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _probe(**env: str) -> tuple[str, str]:
+    capability, device = _run_unpinned(PROBE, **env).split(" | ")
     return capability, device
 
 
@@ -87,9 +92,7 @@ def test_published_rows_reproduce_from_an_empty_cache(suite, pattern, sample):
 
 
 def _fingerprint(**env: str) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in PINNED_ENV} | env
-    return subprocess.run([sys.executable, "-c", FINGERPRINT], env=clean, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return _run_unpinned(FINGERPRINT, **env)
 
 
 @needs_avx2

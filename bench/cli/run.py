@@ -55,8 +55,9 @@ def command(args: argparse.Namespace) -> int:
     if args.dry_run:
         if args.estimate:
             from bench.run.cost import estimate_jobs, estimate_training
+            from bench.run.runner import select_jobs
 
-            jobs = runner.select(suite, args.jobs)
+            jobs = select_jobs(suite, args.jobs)
             done = {j.id for j in jobs if runner.store(suite).has(j)}
             total = 0.0
             for e in estimate_jobs(jobs, runner.device, done, args.data_root):

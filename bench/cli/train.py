@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fnmatch
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def command(args: argparse.Namespace) -> int:
     from bench.models.build import trained_model
     from bench.provenance import resolve_device
+    from bench.run.runner import matches
     from bench.suite import load_suite
 
     device = resolve_device(args.device)
@@ -34,8 +34,7 @@ def command(args: argparse.Namespace) -> int:
             t = dataclasses.replace(r, **twin_changes(r))
             recipes.setdefault(t.hash, t)
     for r in recipes.values():
-        name = f"{r.dataset}/{r.architecture}[{r.activation}]"
-        if args.jobs and name != args.jobs and not fnmatch.fnmatch(name, args.jobs):  # literal: [activation]
+        if args.jobs and not matches(f"{r.dataset}/{r.architecture}[{r.activation}]", args.jobs):
             continue
         m = trained_model(r, device, progress=not args.quiet, data_root=args.data_root)
         split = f" split {r.split_index}/{r.split_factor}" if r.split_factor > 1 else ""

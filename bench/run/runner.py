@@ -99,12 +99,16 @@ class Explained:
     passes: int  # rows through the model while explaining
 
 
+def matches(name: str, pattern: str) -> bool:
+    """``--jobs``' rule for a label: the pattern itself, or an fnmatch of it. A label is taken literally
+    too, since its ``[activation]`` would read as a character class."""
+    return name == pattern or fnmatch.fnmatch(name, pattern)
+
+
 def select_jobs(suite: Suite, pattern: str | None) -> list[Job]:
-    """The suite's jobs whose label is ``pattern`` or matches it (fnmatch), or whose id starts with it (all
-    for None): what ``--jobs`` selects, in ``bench run``, ``bench train`` and ``bench prune``. A label is
-    taken literally too, since its ``[activation]`` would read as a character class."""
-    jobs = [j for j in suite.jobs if pattern is None or j.label == pattern or fnmatch.fnmatch(j.label, pattern)
-            or j.id.startswith(pattern)]
+    """The suite's jobs whose label :func:`matches` ``pattern`` or whose id starts with it (all for None):
+    what ``--jobs`` selects, in ``bench run``, ``bench verify`` and ``bench prune``."""
+    jobs = [j for j in suite.jobs if pattern is None or matches(j.label, pattern) or j.id.startswith(pattern)]
     if pattern is not None and not jobs:
         raise SuiteError(f"no job of suite '{suite.name}' matches --jobs '{pattern}' "
                          "(labels look like dataset/model[activation]/seedN/method)")
@@ -260,13 +264,10 @@ class Runner:
     def store(self, suite: Suite) -> ResultStore:
         return ResultStore(join(self.results_root, suite.name))
 
-    def select(self, suite: Suite, pattern: str | None) -> list[Job]:
-        return select_jobs(suite, pattern)
-
     def run(self, suite: Suite, pattern: str | None = None, dry_run: bool = False,
             executor: str = "local", address: str | None = None, num_gpus: float | None = None) -> RunReport:
         store = self.store(suite)
-        jobs = self.select(suite, pattern)
+        jobs = select_jobs(suite, pattern)
         todo = [j for j in jobs if not self._done(store, j)]
         report = RunReport(total=len(jobs), skipped=len(jobs) - len(todo))
         if dry_run:

@@ -15,6 +15,7 @@ from torch import nn
 
 from bench.errors import GradBenchError
 from bench.models.activations import act_layer, remaining, replace_types, set_activation
+from bench.models.pool import MaxPool2x2
 from bench.registry import Entry, models
 
 TIMM_PREFIX = "timm:"
@@ -31,7 +32,7 @@ def cnn_small(in_chans: int = 3, num_classes: int = 10, image_size: int = 32,
     layers: list[nn.Module] = []
     c = in_chans
     for w in widths:
-        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(), MaxPool2x2()]
         c = w
     # The flattened head keeps where things are, which this small net needs to learn shapes fast;
     # global_pool=True gives the benchmark's anchor variant (global average pool, 10 classes).
@@ -83,7 +84,7 @@ def simple_cnn(in_chans: int = 3, num_classes: int = 10, image_size: int = 32, d
         layers.append(_Block(c, c_next, batchnorm, skip))
         c = c_next
         if i in pool_after:
-            layers.append(nn.MaxPool2d(2))
+            layers.append(MaxPool2x2())
             side //= 2
             c_next = c * 2
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU(),

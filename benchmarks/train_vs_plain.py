@@ -8,6 +8,8 @@ algorithms, no checkpoints, no cap checks). Its images/s is the bound; ``bench t
 what issue 25 asks to be ≥ 0.9. Both train from the same initial weights with no accuracy cap for
 ``--epochs``; the bench side runs ``bench.models.train.train`` into a temporary cache, so its epoch
 checkpoints, final save, train/test accuracy and digest are counted (they are part of what it costs).
+A third column trains the stock-torch twin of the model (``nn.MaxPool2d`` where the zoo has
+:class:`bench.models.pool.MaxPool2x2`, same bits): what the same loop costs without GradBench's pooling.
 Run on a quiet machine: two processes on 2 cores collapse each other's throughput.
 """
 
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from bench.models.build import initial_model, recipe_data
+from bench.models.pool import MaxPool2x2
 from bench.models.train import TRAINING_THREADS, Recipe, _n_fit, train, use_cache
 
 
@@ -48,6 +51,16 @@ def plain_loop(recipe: Recipe, model: nn.Module, x: torch.Tensor, y: torch.Tenso
     return time.perf_counter() - t
 
 
+def stock(model: nn.Module) -> nn.Module:
+    """The model with torch's own nn.MaxPool2d in place of MaxPool2x2 (same weights, same bits)."""
+    for name, child in model.named_children():
+        if isinstance(child, MaxPool2x2):
+            setattr(model, name, nn.MaxPool2d(2))
+        else:
+            stock(child)
+    return model
+
+
 def bench_train(recipe: Recipe, data, epochs: int) -> float:
     recipe = dataclasses.replace(recipe, accuracy_cap=None, max_epochs=epochs, cap_check_steps=None)
     model = initial_model(recipe, data)
@@ -68,15 +81,19 @@ def main() -> None:
     data = recipe_data(recipe)
     images = _n_fit(len(data.x_train)) * args.epochs
     torch.set_num_threads(TRAINING_THREADS)
-    ours, plain = [], []
+    ours, plain, stock_plain = [], [], []
     for _ in range(args.runs):  # interleaved, so drift in the machine's speed hits both sides
         ours.append(bench_train(recipe, data, args.epochs))
         plain.append(plain_loop(recipe, initial_model(recipe, data), data.x_train, data.y_train, args.epochs))
-    o, p = statistics.median(ours), statistics.median(plain)
+        stock_plain.append(plain_loop(recipe, stock(initial_model(recipe, data)), data.x_train, data.y_train,
+                                      args.epochs))
+    o, p, s = (statistics.median(v) for v in (ours, plain, stock_plain))
     print(f"cnn-small[{args.activation}] on {args.dataset}, {images} images, batch {recipe.batch_size}, "
           f"{TRAINING_THREADS} threads, median of {args.runs}: bench train {images / o:.0f} img/s ({o:.2f} s), "
-          f"plain loop {images / p:.0f} img/s ({p:.2f} s): ratio {p / o:.2f}")
-    print("runs (s): bench", [round(v, 2) for v in ours], "plain", [round(v, 2) for v in plain])
+          f"plain loop {images / p:.0f} img/s ({p:.2f} s): ratio {p / o:.2f}; plain loop of the stock-torch "
+          f"model {images / s:.0f} img/s ({s:.2f} s)")
+    print("runs (s): bench", [round(v, 2) for v in ours], "plain", [round(v, 2) for v in plain],
+          "stock", [round(v, 2) for v in stock_plain])
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ def _with_ties(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.relu(torch.randint(-3, 4, shape, generator=g).float() + 0.5 * torch.randn(shape, generator=g).round())
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("shape", [(8, 16, 28, 28), (8, 16, 7, 7), (3, 5, 9, 6), (2, 4, 3, 2)])
-def test_forward_and_gradient_are_max_pool_bits(shape):
-    x = _with_ties(shape)
+def test_forward_and_gradient_are_max_pool_bits(shape, layout):
+    x = _with_ties(shape).contiguous(memory_format=layout)
     grad_out = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, generator=torch.Generator().manual_seed(1))
     results = []
     for pool in (nn.MaxPool2d(2), MaxPool2x2()):
@@ -29,7 +30,8 @@ def test_forward_and_gradient_are_max_pool_bits(shape):
             results.append((out.detach(), g, pool(x)))
     for ref, ours in zip(*results, strict=True):
         assert torch.equal(ref, ours)
-    assert results[1][0].is_contiguous() and results[1][1].is_contiguous()
+    for out in results[1]:  # handed on in the layout it came in, as nn.MaxPool2d does
+        assert out.is_contiguous(memory_format=layout)
 
 
 def test_second_derivative_matches_max_pool():
@@ -77,3 +79,9 @@ def test_too_small_input_is_refused_like_max_pool():
     for pool in (nn.MaxPool2d(2), MaxPool2x2()):
         with pytest.raises(RuntimeError, match="too small"):
             pool(torch.zeros(1, 1, 1, 3))
+
+
+def test_a_channels_last_input_stays_channels_last():
+    x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    out = MaxPool2x2()(x)
+    assert torch.equal(out, nn.MaxPool2d(2)(x)) and out.is_contiguous(memory_format=torch.channels_last)

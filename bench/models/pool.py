@@ -21,6 +21,8 @@ from torch import Tensor, nn
 class _ChannelsLastMaxPool(torch.autograd.Function):
     @staticmethod
     def forward(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        if x.is_contiguous(memory_format=torch.channels_last):  # a prepared model's layout: as torch pools it
+            return torch.ops.aten.max_pool2d_with_indices(x, [k, k], [k, k])
         out, idx = torch.ops.aten.max_pool2d_with_indices(x.contiguous(memory_format=torch.channels_last),
                                                           [k, k], [k, k])
         return out.contiguous(), idx.contiguous()
@@ -45,13 +47,14 @@ class _ChannelsLastMaxPool(torch.autograd.Function):
     def backward(ctx, grad: Tensor, _grad_idx: Tensor | None) -> tuple[Tensor, None]:
         x, idx = ctx.saved_tensors
         k = ctx.k
-        return torch.ops.aten.max_pool2d_with_indices_backward(grad.contiguous(), x, [k, k], [k, k], [0, 0],
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [k, k], [k, k], [0, 0],
                                                                [1, 1], False, idx), None
 
 
 class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)`` (same module type, same state, same bits), pooled through the channels_last
-    kernel on CPU tensors; on other devices it is nn.MaxPool2d itself. Its backward is made of
+    kernel on contiguous CPU tensors; on a channels_last input (prepare_model's layout) or another
+    device it is nn.MaxPool2d itself. Its backward is made of
     differentiable aten ops, so second derivatives work as through nn.MaxPool2d."""
 
     def __init__(self) -> None:

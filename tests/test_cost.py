@@ -2,7 +2,7 @@ import pytest
 
 from bench.cli import main
 from bench.methods import create_method
-from bench.run.cost import PassCounter, calibrate, count_passes
+from bench.run.cost import Calibration, PassCounter, calibrate, count_passes
 
 
 @pytest.mark.parametrize("name, params, expected", [
@@ -24,8 +24,16 @@ def test_pass_counter_counts_rows_and_removes_its_hook(tiny_cnn, shapes_batch):
 
 
 def test_calibration_picks_a_chunk(tiny_cnn, shapes_batch):
-    cal = calibrate(tiny_cnn, shapes_batch[0], 6, chunks=(4, 8), repeats=1)
-    assert cal.rows_per_second > 0 and cal.best_chunk in (4, 8)
+    cal = calibrate(tiny_cnn, shapes_batch[0], 6, chunks=(4, 8), seconds=0.01, rounds=1)
+    assert cal.rows_per_second > 0 and cal.best_chunk in (4, 8) and set(cal.rates) == {4, 8}
+
+
+def test_the_bound_of_a_job_is_the_best_chunk_it_can_fill():
+    cal = Calibration({16: 100.0, 64: 300.0, 256: 500.0, 1024: 400.0})
+    assert cal.best_chunk == 256 and cal.rows_per_second == 500.0
+    assert cal.bound(64) == 300.0  # a 64-row job cannot fill a 256-row chunk
+    assert cal.bound(3200) == 500.0
+    assert cal.bound(8) == 100.0  # smaller than every chunk: the smallest chunk's rate
 
 
 def test_dry_run_estimate_and_report(tmp_path, tiny_suite, capsys):

@@ -41,10 +41,13 @@ def command(args: argparse.Namespace) -> int:
     print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
     for r in pass_report(rows, resolve_device(args.device)):
         track = f"{r['dataset']}/{r['model']}[{r['activation']}]"
-        print(f"{track:40s} {r['method']:36s} {r['passes_per_input']:9d} {r['achieved_rows_per_s']:9.0f} "
-              f"{r['bound_rows_per_s']:9.0f} {r['ratio']:6.2f}")
-    print("bound: best input-gradient rows/s over chunk sizes on this device, measured now; "
-          "compare only with runs made on the same device")
+        achieved, ratio = ((f"{r['achieved_rows_per_s']:9.0f}", f"{r['ratio']:6.2f}") if r["ratio"] is not None
+                           else (f"{'—':>9s}", f"{'—':>6s}"))
+        print(f"{track:40s} {r['method']:36s} {r['passes_per_input']:9d} {achieved} "
+              f"{r['bound_rows_per_s']:9.0f} {ratio}")
+    print("bound: the best input-gradient rows/s on this device, measured now, at a chunk size no larger than "
+          "the rows one job of the method pushes; — : no pass through the model (a control). Compare only "
+          "with runs made on the same device")
     return 0
 
 

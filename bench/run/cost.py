@@ -134,7 +134,7 @@ def estimate_jobs(jobs, device: torch.device, done: set[str], data_root: str | P
         passes = count_passes(create_method(job.method, **job.method_params), model, x,
                               data.y_test[:4].to(device), x_range)
         rows = passes * job.samples
-        out.append(JobEstimate(job.label, passes, rows / calibrations[key].bound(max(rows, 1)), job.id in done))
+        out.append(JobEstimate(job.label, passes, rows / calibrations[key].bound(rows), job.id in done))
     return out
 
 
@@ -173,13 +173,11 @@ def seconds_per_step(recipe, data, device: torch.device, steps: int = 3) -> floa
         opt.step()
 
     step()  # warm-up: allocations, cuDNN autotuning
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     return (time.perf_counter() - t0) / steps
 
 

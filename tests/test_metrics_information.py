@@ -6,6 +6,8 @@ test is skipped where it is not installed.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,29 @@ def test_information_level_same_masks_and_n_for_every_method(batch, x_range):
         excluded[name] = [[c is None for c in per] for per in curves]
         n[name] = sum(not all(per) for per in excluded[name])
     assert excluded["grad"] == excluded["smoothgrad"] and n["grad"] == n["smoothgrad"] > 0
+
+
+def test_pic_blurring_runs_on_one_blas_thread(batch, x_range, monkeypatch):
+    # griddata's many tiny LAPACK calls crawl when OpenBLAS' pool contends with torch's OpenMP threads;
+    # the metric pins BLAS to one thread while it blurs and the curves are the ones a free pool gives.
+    from threadpoolctl import threadpool_info
+
+    import bench.metrics.information as information
+
+    model, x, _, maps = batch
+    masks = image_masks(to_uint8(x, x_range), 1, 0.01)
+    with monkeypatch.context() as unpinned:
+        unpinned.setattr(information, "threadpool_limits", lambda **_: contextlib.nullcontext())
+        free = pic_curves_of(model, x, maps, x_range, masks)
+    seen: list[int] = []
+    griddata = information.interpolate.griddata
+
+    def spy(*args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return griddata(*args, **kwargs)
+
+    monkeypatch.setattr(information.interpolate, "griddata", spy)
+    pinned = pic_curves_of(model, x, maps, x_range, masks)
+    assert seen and set(seen) == {1}
+    assert all((a is None and b is None) or np.array_equal(a, b)
+               for per_a, per_b in zip(free, pinned, strict=True) for a, b in zip(per_a, per_b, strict=True))

@@ -6,8 +6,6 @@ test is skipped where it is not installed.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
@@ -146,17 +144,14 @@ def test_information_level_same_masks_and_n_for_every_method(batch, x_range):
 
 
 def test_pic_blurring_runs_on_one_blas_thread(batch, x_range, monkeypatch):
-    # griddata's many tiny LAPACK calls crawl when OpenBLAS' pool contends with torch's OpenMP threads;
-    # the metric pins BLAS to one thread while it blurs and the curves are the ones a free pool gives.
+    # griddata's many tiny LAPACK calls crawl when OpenBLAS' pool contends with torch's OpenMP threads
+    # (an unpinned run of this test took minutes beside a training job); the values are the reference's
+    # either way (test_information_level_equals_pair_saliency scores through the pinned path).
     from threadpoolctl import threadpool_info
 
     import bench.metrics.information as information
 
     model, x, _, maps = batch
-    masks = image_masks(to_uint8(x, x_range), 1, 0.01)
-    with monkeypatch.context() as unpinned:
-        unpinned.setattr(information, "threadpool_limits", lambda **_: contextlib.nullcontext())
-        free = pic_curves_of(model, x, maps, x_range, masks)
     seen: list[int] = []
     griddata = information.interpolate.griddata
 
@@ -165,7 +160,5 @@ def test_pic_blurring_runs_on_one_blas_thread(batch, x_range, monkeypatch):
         return griddata(*args, **kwargs)
 
     monkeypatch.setattr(information.interpolate, "griddata", spy)
-    pinned = pic_curves_of(model, x, maps, x_range, masks)
+    pic_curves_of(model, x[:1], maps[:1], x_range, image_masks(to_uint8(x[:1], x_range), 1, 0.01))
     assert seen and set(seen) == {1}
-    assert all((a is None and b is None) or np.array_equal(a, b)
-               for per_a, per_b in zip(free, pinned, strict=True) for a, b in zip(per_a, per_b, strict=True))

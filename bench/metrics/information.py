@@ -165,8 +165,8 @@ def pic_curves_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tuple[Tens
     sal = channel_sum(maps).float().cpu().numpy()
     batch: list[np.ndarray] = []
     # One BLAS thread: each griddata call builds a small triangulation whose lazy barycentric transforms
-    # are many tiny LAPACK calls, and OpenBLAS' pool waking for each while torch's OpenMP threads still
-    # spin made them 10-100x slower (measured: 8 images 8.7-140 s vs 1.7 s); the values are the same.
+    # are many tiny LAPACK calls, each waking OpenBLAS' pool. Beside another busy process that made them
+    # 10-100x slower (8 images: 8.7-140 s vs 1.7 s); quiet, 6% (shapes jobs 17.0 -> 16.0 s). Same values.
     with threadpool_limits(limits=1, user_api="blas"):
         for b in range(len(x)):
             batch.append(imgs[b])

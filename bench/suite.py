@@ -354,7 +354,8 @@ def _recipes(m: dict[str, Any], datasets: list[tuple[str, dict[str, Any]]], acti
             optimizer=m.get("optimizer", "adam"), lr=m.get("lr", 3e-4),
             batch_size=m.get("batch_size", 256), split_factor=sf, split_seed=m.get("split_seed", 0),
             match_steps=m.get("match_steps", True), weight_decay=m.get("weight_decay", 0.0),
-            augment=m.get("augment", False), cap_check_steps=m.get("cap_check_steps"),
+            augment=m.get("augment", False),
+            cap_check_steps=_per_dataset(m.get("cap_check_steps"), ds, "models.cap_check_steps"),
             cap_required=m.get("cap_required", True)))
     return recipes
 

@@ -144,7 +144,7 @@ def test_information_level_same_masks_and_n_for_every_method(batch, x_range):
 
 
 def test_pic_blurring_runs_on_one_blas_thread(batch, x_range, monkeypatch):
-    # griddata's many tiny LAPACK calls crawl when OpenBLAS' pool contends with torch's OpenMP threads
+    # griddata's many tiny LAPACK calls each wake OpenBLAS' pool, which crawls beside another busy process
     # (an unpinned run of this test took minutes beside a training job); the values are the reference's
     # either way (test_information_level_equals_pair_saliency scores through the pinned path).
     from threadpoolctl import threadpool_info

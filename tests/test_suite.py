@@ -147,6 +147,16 @@ def test_samples_per_dataset(tmp_path):
         load_suite(str(p))
 
 
+def test_cap_check_steps_per_dataset(tmp_path):
+    from bench.suite import load_suite
+
+    p = tmp_path / "s.toml"
+    p.write_text('name = "s"\ndatasets = ["shapes", "digits"]\nmetrics = ["ef"]\n'
+                 '[[models]]\narchitecture = "cnn-small"\naccuracy_cap = 0.9\n'
+                 'cap_check_steps = { shapes = 20, digits = 50 }\n[[methods]]\nname = "grad"\n')
+    assert {j.recipe.dataset: j.recipe.cap_check_steps for j in load_suite(str(p)).jobs} == {"shapes": 20, "digits": 50}
+
+
 def test_every_grid_point_and_metric_value_is_checked_by_its_factory(tmp_path):
     """The suite creates each method of each grid point and each metric: the factory's own value check."""
     ok = load_suite(write(tmp_path, BASE.replace('metrics = ["ef"]', 'metrics = ["ef", { name = "information_level", '

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from bench.data.base import normalise
 from bench.data.synthetic import MEAN, STD, generate_shapes
@@ -61,6 +62,34 @@ def test_blurred_image_keeps_corners_and_known_pixels():
     assert (blurred_image(flat, np.zeros((8, 8), dtype=bool)) == 77).all()
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_blurred_image_equals_pair_bit_for_bit(channels):
+    # PAIR interpolates channel by channel; ours interpolates all channels in one griddata call (one
+    # triangulation). The images must be the same bytes, PIC's 1% masks and sparser/denser ones alike.
+    pic = pytest.importorskip("saliency.metrics.pic")
+    rng = np.random.default_rng(3)
+    for fraction in (0.01, 0.05, 0.3):
+        img = rng.integers(0, 256, (32, 28, channels), dtype=np.uint8)
+        keep = rng.random((32, 28)) < fraction
+        with threadpool_limits(limits=1, user_api="blas"):  # same values; no crawl beside a busy process
+            ref = pic.create_blurred_image(img if channels > 1 else img[:, :, 0], keep)
+        assert np.array_equal(blurred_image(img, keep), ref if channels > 1 else ref[:, :, None])
+
+
+def test_blurred_image_fills_outside_the_hull_with_each_channel_mean(monkeypatch):
+    # Corners are always kept, so PIC never leaves the hull; a caller's own interpolator might: each channel
+    # gets its own mean there, as PAIR's fill_value=mean_color[channel].
+    import bench.metrics.information as information
+
+    griddata = information.interpolate.griddata
+    monkeypatch.setattr(information.interpolate, "griddata",
+                        lambda *a, **k: np.where(np.arange(len(a[2]))[:, None] == 0, np.nan, griddata(*a, **k)))
+    img = np.stack([np.full((4, 4), v, dtype=np.uint8) for v in (10, 200)], axis=2)
+    img[0, 0] = (0, 0)  # a corner (kept) differs from the rest, so the means are not the values
+    out = blurred_image(img, np.zeros((4, 4), dtype=bool))
+    assert tuple(out[0, 1]) == tuple(np.round(img.mean(axis=(0, 1))).astype(np.uint8))
+
+
 def test_webp_entropy_orders_images():
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -96,9 +125,10 @@ def test_information_level_equals_pair_saliency(batch, x_range):
     imgs, sal = to_uint8(x, x_range), maps.sum(1).numpy()
     compared = 0
     for b in range(len(x)):
-        try:
-            ref = pic.compute_pic_metric(imgs[b], sal[b], masks[b, 0], pred_func, [0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
-                                         min_pred_value=-np.inf).auc
+        try:  # on one BLAS thread, as ours: the same values, without the pool's crawl beside a busy process
+            with threadpool_limits(limits=1, user_api="blas"):
+                ref = pic.compute_pic_metric(imgs[b], sal[b], masks[b, 0], pred_func, [0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+                                             min_pred_value=-np.inf).auc
         except pic.ComputePicMetricError:
             assert ours[b][0] is None
             continue
@@ -160,5 +190,23 @@ def test_pic_blurring_runs_on_one_blas_thread(batch, x_range, monkeypatch):
         return griddata(*args, **kwargs)
 
     monkeypatch.setattr(information.interpolate, "griddata", spy)
-    pic_curves_of(model, x[:1], maps[:1], x_range, image_masks(to_uint8(x[:1], x_range), 1, 0.01))
+    # pic_inputs is what each blur-pool worker runs (a spy in this process sees only serial calls)
+    information.pic_inputs(to_uint8(x[:1], x_range)[0], maps[0].sum(0).numpy(),
+                           image_masks(to_uint8(x[:1], x_range), 1, 0.01)[0])
     assert seen and set(seen) == {1}
+
+
+def test_pic_blur_pool_gives_the_serial_values(batch, x_range, monkeypatch):
+    # one forked process per core blurs the images; the curves must be the serial ones, image by image
+    import bench.metrics.information as information
+
+    model, x, _, maps = batch
+    masks = image_masks(to_uint8(x, x_range), 2, 0.01)
+    monkeypatch.setattr(information, "_usable_cores", lambda: 2)
+    assert isinstance(information._blur_pool(len(x)), information.ProcessPoolExecutor)
+    pooled = pic_curves_of(model, x, maps, x_range, masks)
+    monkeypatch.setattr(information, "_usable_cores", lambda: 1)
+    assert information._blur_pool(len(x)).__enter__() is None
+    serial = pic_curves_of(model, x, maps, x_range, masks)
+    assert [[None if c is None else c.tolist() for c in per] for per in pooled] == \
+        [[None if c is None else c.tolist() for c in per] for per in serial]

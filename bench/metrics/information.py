@@ -25,13 +25,19 @@ over all kept (image, mask) curves (``aggregate_individual_pic_results(..., "med
 per-sample values are each image's mean AUC over its kept masks; they carry the spread for the CI
 (the bootstrap of their mean, re-centred on the reported value: a median curve cannot be rebuilt
 from per-image AUCs).
-Blurring and WebP are CPU NumPy/Pillow work; the model sees all blurred images in one batch.
+Blurring and WebP are CPU NumPy/Pillow work, one process per core; the model sees all blurred images in
+one batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 
 import numpy as np
 import torch
@@ -70,11 +76,13 @@ def blurred_image(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
         return img
     out = img * keep[:, :, None].astype(np.float32)
     known, unknown = np.argwhere(keep), np.argwhere(~keep)
-    mean = img.mean(axis=(0, 1))
-    for c in range(img.shape[2]):
-        values = img[:, :, c][tuple(known.T)]
-        out[:, :, c][tuple(unknown.T)] = interpolate.griddata(known, values, unknown, method="linear",
-                                                              fill_value=mean[c])
+    # One triangulation for all channels: griddata interpolates each column of ``values`` (N×C) with
+    # the same barycentric weights a call per channel (PAIR's loop) would compute, bit for bit, for a
+    # third of the cost on RGB. Its fill_value is a scalar: NaN, then each channel's own mean.
+    filled = interpolate.griddata(known, img[tuple(known.T)], unknown, method="linear", fill_value=np.nan)
+    outside = np.isnan(filled)
+    filled[outside] = np.broadcast_to(img.mean(axis=(0, 1)), filled.shape)[outside]
+    out[tuple(unknown.T)] = filled
     return np.round(out).astype(img.dtype)
 
 
@@ -93,6 +101,34 @@ def pic_images(img: np.ndarray, saliency: np.ndarray, random_mask: np.ndarray,
         revealed = (saliency >= np.quantile(saliency, 1 - t)) | random_mask
         images.append(blurred_image(img, revealed))
     return images
+
+
+def pic_inputs(img: np.ndarray, saliency: np.ndarray, masks: np.ndarray, thresholds=THRESHOLDS
+               ) -> tuple[list[np.ndarray], list[int]]:
+    """One image's PIC inputs: [the original, then per random mask the fully blurred and the revealed
+    images] and their WebP sizes. NumPy, SciPy and Pillow only: what the blur pool's workers run."""
+    # One BLAS thread: each griddata call builds a small triangulation whose lazy barycentric transforms
+    # are many tiny LAPACK calls, each waking OpenBLAS' pool. Beside another busy process that made them
+    # 10-100x slower (8 images: 8.7-140 s vs 1.7 s); quiet, 6% (shapes jobs 17.0 -> 16.0 s). Same values.
+    with threadpool_limits(limits=1, user_api="blas"):
+        images = [img] + [im for mask in masks for im in pic_images(img, saliency, mask, thresholds)]
+    return images, [webp_bytes(im) for im in images]
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _blur_pool(images: int) -> ProcessPoolExecutor | contextlib.nullcontext:
+    """A process per usable core for the blurring (griddata holds the GIL: threads run it one at a time),
+    forked, so nothing is imported again and a user's script needs no ``__main__`` guard; the values are
+    the serial ones, image by image. ``nullcontext()`` (serial) with one core or image, where fork is
+    missing, or inside a daemonic process (which may not have children)."""
+    cores = _usable_cores()
+    if (cores < 2 or images < 2 or "fork" not in multiprocessing.get_all_start_methods()
+            or multiprocessing.current_process().daemon):
+        return contextlib.nullcontext()
+    return ProcessPoolExecutor(min(cores, images), mp_context=multiprocessing.get_context("fork"))
 
 
 CURVE_X = np.append(np.linspace(0.0, 1.0, num=1000, endpoint=False), 1.0)  # PIC's 1001 points
@@ -164,15 +200,13 @@ def pic_curves_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tuple[Tens
     imgs = to_uint8(x, x_range)
     sal = channel_sum(maps).float().cpu().numpy()
     batch: list[np.ndarray] = []
-    # One BLAS thread: each griddata call builds a small triangulation whose lazy barycentric transforms
-    # are many tiny LAPACK calls, each waking OpenBLAS' pool. Beside another busy process that made them
-    # 10-100x slower (8 images: 8.7-140 s vs 1.7 s); quiet, 6% (shapes jobs 17.0 -> 16.0 s). Same values.
-    with threadpool_limits(limits=1, user_api="blas"):
-        for b in range(len(x)):
-            batch.append(imgs[b])
-            for mask in random_masks[b]:
-                batch.extend(pic_images(imgs[b], sal[b], mask, thresholds))
-    entropy = [webp_bytes(im) for im in batch]
+    entropy: list[int] = []
+    with _blur_pool(len(x)) as pool:
+        per_image = (pool.map(pic_inputs, imgs, sal, random_masks, repeat(tuple(thresholds)), chunksize=4)
+                     if pool else map(pic_inputs, imgs, sal, random_masks, repeat(tuple(thresholds))))
+        for images, sizes in per_image:
+            batch.extend(images)
+            entropy.extend(sizes)
     xs = from_uint8(np.stack(batch), x_range, x.device)
     with torch.inference_mode():
         scores = torch.cat([model(xs[s : s + chunk_size]).amax(dim=1) for s in range(0, len(xs), chunk_size)])

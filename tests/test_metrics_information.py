@@ -210,3 +210,15 @@ def test_pic_blur_pool_gives_the_serial_values(batch, x_range, monkeypatch):
     serial = pic_curves_of(model, x, maps, x_range, masks)
     assert [[None if c is None else c.tolist() for c in per] for per in pooled] == \
         [[None if c is None else c.tolist() for c in per] for per in serial]
+
+
+def test_pic_blur_pool_takes_torch_threads_share():
+    # a process given one thread (a Ray task with num_cpus=1) blurs serially: no oversubscription
+    import bench.metrics.information as information
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert information._usable_cores() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -116,7 +116,10 @@ def pic_inputs(img: np.ndarray, saliency: np.ndarray, masks: np.ndarray, thresho
 
 
 def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """torch's intra-op threads, at most the cores this process may use: the CPU share it was given (a
+    Ray task with one CPU runs torch on one thread, and so blurs serially)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cores))
 
 
 def _blur_pool(images: int) -> ProcessPoolExecutor | contextlib.nullcontext:

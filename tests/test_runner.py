@@ -176,3 +176,30 @@ def test_numbers_do_not_depend_on_the_chunk_size(tmp_path, tiny_suite):
         frames.append(load_rows(root / "tiny").sort_values(["job_id", "metric"]).reset_index(drop=True))
     assert len(frames[0]) == 3 * 5
     pd.testing.assert_series_equal(frames[0]["value"], frames[1]["value"], rtol=1e-5)
+
+
+def test_each_model_is_warmed_up_once_untimed_and_uncounted(tmp_path, tiny_suite, monkeypatch):
+    """One input-gradient pass per model and chunk shape before its first job (as the bound's calibration
+    warms up): not in explain_passes, no draw, no number changed."""
+    import bench.run.runner as runner_module
+
+    suite = load_suite(tiny_suite(methods=("grad", "smoothgrad", "random")))
+    cold = Runner(tmp_path / "cold", device="cpu", progress=False)
+    monkeypatch.setattr(cold, "_warm_up", lambda job, inputs: None)
+    assert cold.run(suite).failed == []
+    monkeypatch.undo()
+    warmed: list[tuple] = []
+    gradient = runner_module.input_gradient  # the runner's own name: the methods' passes are not seen
+
+    def spy(model, x, target, chunk):
+        warmed.append(tuple(x.shape))
+        return gradient(model, x, target, chunk)
+
+    monkeypatch.setattr(runner_module, "input_gradient", spy)
+    assert Runner(tmp_path / "warm", device="cpu", progress=False).run(suite).failed == []
+    assert len(warmed) == 1  # three jobs on one model and batch: one warm-up
+    rows = [load_rows(tmp_path / d / "tiny").sort_values(["job_id", "metric"]).reset_index(drop=True)
+            for d in ("cold", "warm")]
+    pd.testing.assert_frame_equal(rows[0][["job_id", "metric", "value", "stderr", "n", "explain_passes"]],
+                                  rows[1][["job_id", "metric", "value", "stderr", "n", "explain_passes"]])
+    assert (rows[1].loc[rows[1].method == "grad", "explain_passes"] == rows[1]["samples"].iloc[0]).all()

@@ -22,6 +22,7 @@ from bench.aggregates import aggregate_values
 from bench.errors import GradBenchError, SuiteError
 from bench.job import Job, MetricSpec, canonical_json
 from bench.methods import Method, create_method
+from bench.methods.base import default_chunk_size, input_gradient
 from bench.metrics import Metric, MetricContext, create_metric
 from bench.models.build import recipe_data, scored_model, trained_model
 from bench.models.fingerprint import numerics_fingerprint
@@ -127,6 +128,7 @@ class Runner:
         self.data_root = data_root  # where dataset files lie (None: $GRADBENCH_DATA or the cache)
         self.save_maps = save_maps  # a dtype (bench.run.maps.DTYPES): write each job's maps beside its rows
         self._models: dict[tuple[str, str], TrainedModel] = {}
+        self._warm: set[tuple] = set()  # (recipe, perturbation, output, chunk shape) already warmed up
 
     def model_for(self, recipe, perturbation: str = "") -> TrainedModel:
         """The recipe's trained model, or with ``perturbation`` its perturbed copy (bench.models.perturb)."""
@@ -161,6 +163,7 @@ class Runner:
     def execute(self, job: Job) -> tuple[list[dict[str, Any]], pd.DataFrame, dict[str, SideRows], MapsFile | None]:
         """The job's rows, per-sample values and side tables, and its maps file when ``save_maps``."""
         inputs = self.job_inputs(job)
+        self._warm_up(job, inputs)
         generator = torch.Generator(device=self.device).manual_seed(job.seed)
         # Method.__call__ checks the maps (shape, dtype, device, finite), naming the job's label
         method = create_method(job.method, **job.method_params).labelled(job.method_label or job.method)
@@ -169,6 +172,17 @@ class Runner:
         saved = (maps_for_job(job, inputs.trained.weights_digest, ex.maps, ex.kept_inputs, ex.n_constant,
                               generator, self.save_maps) if self.save_maps else None)
         return *self.score_explained(job, inputs, ex, method, generator), saved
+
+    def _warm_up(self, job: Job, inputs: JobInputs) -> None:
+        """One untimed input-gradient pass per model, output and chunk shape before the first job's timing,
+        as ``calibrate`` warms up before it times the bound: the first pass of a process pays its kernels'
+        selection and allocations, which would otherwise fall on whichever job ran first. No draw, no
+        state: the model is in eval mode and the pass's gradient is dropped."""
+        chunk = min(len(inputs.x), self.chunk_size or default_chunk_size(self.device))
+        key = (job.recipe.hash, job.model_perturbation, job.output, tuple(inputs.x[:chunk].shape))
+        if key not in self._warm:
+            self._warm.add(key)
+            input_gradient(inputs.model, inputs.x[:chunk], inputs.target[:chunk], chunk)
 
     def score_explained(self, job: Job, inputs: JobInputs, ex: Explained, method: Any,
                         generator: torch.Generator, metrics: tuple[MetricSpec, ...] | None = None

@@ -37,6 +37,7 @@ import io
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from itertools import repeat
 
 import numpy as np
@@ -205,9 +206,8 @@ def pic_curves_of(model: nn.Module, x: Tensor, maps: Tensor, x_range: tuple[Tens
     batch: list[np.ndarray] = []
     entropy: list[int] = []
     with _blur_pool(len(x)) as pool:
-        per_image = (pool.map(pic_inputs, imgs, sal, random_masks, repeat(tuple(thresholds)), chunksize=4)
-                     if pool else map(pic_inputs, imgs, sal, random_masks, repeat(tuple(thresholds))))
-        for images, sizes in per_image:
+        image_map = partial(pool.map, chunksize=4) if pool else map
+        for images, sizes in image_map(pic_inputs, imgs, sal, random_masks, repeat(tuple(thresholds))):
             batch.extend(images)
             entropy.extend(sizes)
     xs = from_uint8(np.stack(batch), x_range, x.device)

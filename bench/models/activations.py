@@ -57,7 +57,8 @@ def act_layer(spec: str) -> Callable[..., nn.Module]:
 
 
 @functools.cache
-def _all_activation_types() -> tuple[type, ...]:
+def all_activation_types() -> tuple[type, ...]:
+    """The element-wise activation module types (torch's and, where installed, timm's)."""
     types: list[type] = [nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU,
                          nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Softplus]
     try:  # timm's own activation classes are plain nn.Modules (its GELU is not an nn.GELU)
@@ -77,7 +78,7 @@ def replace_types(replace: str | tuple[type, ...]) -> tuple[type, ...]:
     if replace == "relu":
         return (nn.ReLU,)
     if replace == "all":
-        return _all_activation_types()
+        return all_activation_types()
     raise ValueError(f"replace='{replace}': use 'relu' (ReLU modules only) or 'all' (every activation)")
 
 

@@ -22,10 +22,10 @@ from torch import nn
 from bench import registry
 from bench.data import ImageDataset, load_dataset
 from bench.models import perturb
+from bench.models.inference import accuracy
 from bench.models.train import (
     Recipe,
     TrainedModel,
-    _accuracy,
     checkpoint_path,
     held_out_set,
     train,
@@ -133,14 +133,14 @@ def perturbed_checkpoint(recipe: Recipe, data: ImageDataset, trained: dict[str, 
 
     def held_out_accuracy(state: dict[str, torch.Tensor]) -> float:
         model.load_state_dict(state)
-        return _accuracy(model, x_ho, y_ho)
+        return accuracy(model, x_ho, y_ho)
 
     label = f"{recipe.architecture}/{recipe.activation} on {recipe.dataset} seed {recipe.seed}"
     with training_numerics():
         found = perturb.search_sigma(held_out_accuracy, trained["state_dict"], perturb.draw_noise(model, recipe),
                                      sigma, label)
         model.load_state_dict(found.state_dict)
-        test_accuracy = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
+        test_accuracy = accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
     checkpoint = {
         "state_dict": found.state_dict, "recipe": recipe.to_json(), "accuracy": found.accuracy,
         "test_accuracy": test_accuracy, "train_accuracy": None,  # not measured on the perturbed weights

@@ -40,6 +40,7 @@ from bench.data import ImageDataset
 from bench.data.splits import split_indices
 from bench.data.vision import LOCATION_PARAMS
 from bench.errors import GradBenchError
+from bench.models.inference import accuracy
 
 HELD_OUT_FRACTION = 0.1
 # CPU training is not bit-identical across intra-op thread counts (oneDNN splits reductions by
@@ -171,14 +172,6 @@ def _atomic_save(obj: Any, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
-    model.eval()
-    with torch.inference_mode():
-        correct = sum((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum().item()
-                      for i in range(0, len(x), batch))
-    return correct / max(len(x), 1)
 
 
 def checkpoint_path(recipe: Recipe) -> Path:
@@ -323,7 +316,7 @@ def _train_epoch(recipe: Recipe, fit: _Fit, td: _TrainingData, progress: _Progre
             fit.sched.step()
         progress.steps_done += 1
         if cap is not None and check and step % check == 0 and step < td.steps_per_epoch:
-            if _accuracy(model, td.x_ho, td.y_ho) > cap:  # stop mid-epoch, at the first passing check
+            if accuracy(model, td.x_ho, td.y_ho) > cap:  # stop mid-epoch, at the first passing check
                 progress.reached = True
                 model.train()
                 return
@@ -355,7 +348,7 @@ def _run_epochs(recipe: Recipe, fit: _Fit, td: _TrainingData, progress: _Progres
         if progress.reached:  # passed at a mid-epoch check, or already by the resumed checkpoint
             break
         _train_epoch(recipe, fit, td, progress)
-        progress.accuracy = _accuracy(fit.model, td.x_ho, td.y_ho)
+        progress.accuracy = accuracy(fit.model, td.x_ho, td.y_ho)
         progress.history.append(progress.accuracy)
         bar.set_postfix(held_out_acc=f"{progress.accuracy:.3f}")
         _save_partial(fit, progress, epoch + 1, partial)
@@ -382,8 +375,8 @@ def _save_final(recipe: Recipe, data: ImageDataset, fit: _Fit, td: _TrainingData
     """Cache the trained weights with their metadata (and a readable .json beside them); the
     partial checkpoint goes, since a cache hit now loads these bytes."""
     model, device = fit.model, fit.device
-    test_acc = _accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
-    train_acc = _accuracy(model, td.x_tr, td.y_tr)  # its own part, unaugmented: has it converged on it?
+    test_acc = accuracy(model, (data.x_test + recipe.input_shift).to(device), data.y_test.to(device))
+    train_acc = accuracy(model, td.x_tr, td.y_tr)  # its own part, unaugmented: has it converged on it?
     meta = {"accuracy": progress.accuracy, "epochs": progress.epoch, "test_accuracy": test_acc,
             "train_accuracy": train_acc, "precision": precision, "history": progress.history,
             "n_train": td.n_part, "steps": progress.steps_done, "cap_reached": progress.reached}

@@ -338,7 +338,7 @@ def score(spec: str, suite: Suite, *, method_label: str | None = None, track: st
     if not rows:
         raise _nothing_computable(loaded, suite, skipped)
     for r in rows:  # the maps were made elsewhere: their cost is unknown
-        r.update(explain_seconds=None, explain_passes=None)
+        r.update(explain_seconds=None, explain_passes=None, explain_bound_seconds=None)
     return loaded, ScoreResult(rows, skipped, name, label, len(indices), job.samples, notes)
 
 

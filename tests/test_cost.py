@@ -1,8 +1,12 @@
+from types import SimpleNamespace
+
+import pandas as pd
 import pytest
 
 from bench.cli import main
 from bench.methods import create_method
-from bench.run.cost import Calibration, PassCounter, calibrate, count_passes
+from bench.run import cost
+from bench.run.cost import Calibration, PassCounter, calibrate, count_passes, paired_bound_seconds
 
 
 @pytest.mark.parametrize("name, params, expected", [
@@ -45,7 +49,9 @@ def test_dry_run_estimate_and_report(tmp_path, tiny_suite, capsys):
     capsys.readouterr()
     assert main(["report", "tiny", "--results", str(tmp_path), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert any("smoothgrad" in ln and " 4 " in ln for ln in lines)
+    assert lines[0].split()[-1] == "paired"
+    smoothgrad = next(ln for ln in lines if "smoothgrad" in ln and " 4 " in ln)
+    assert float(smoothgrad.split()[-1]) > 0  # the run recorded each job's paired bound
 
 
 def test_the_probe_is_the_runners_model_untrained(tmp_path, tiny_suite):
@@ -66,3 +72,19 @@ def test_the_probe_is_the_runners_model_untrained(tmp_path, tiny_suite):
     assert [(p.shape, p.stride(), p.requires_grad) for p in probe.parameters()] == \
         [(p.shape, p.stride(), p.requires_grad) for p in runs.parameters()]
     assert not probe.training
+
+
+def test_the_paired_bound_is_the_faster_plain_pass_over_the_jobs_rows(tiny_cnn, shapes_batch, monkeypatch):
+    x, y = shapes_batch
+    clock, calls = iter([0.0, 0.5, 1.0, 1.2]), []  # two passes over one chunk: 0.5 s, then 0.2 s
+    monkeypatch.setattr(cost, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(cost, "input_gradient", lambda model, xc, tc, chunk: calls.append((len(xc), chunk)))
+    assert paired_bound_seconds(tiny_cnn, x, y, chunk=4, rows=20) == pytest.approx(20 * 0.2 / 4)
+    assert calls == [(4, 4), (4, 4)]
+
+
+def test_paired_ratio_sums_bound_and_explain_time_over_jobs():
+    jobs = pd.DataFrame({"explain_seconds": [1.0, 3.0], "explain_bound_seconds": [0.9, 2.7]})
+    assert cost._paired_ratio(jobs) == pytest.approx(3.6 / 4.0)
+    assert cost._paired_ratio(jobs.assign(explain_bound_seconds=[0.9, float("nan")])) is None  # an older row
+    assert cost._paired_ratio(jobs.drop(columns="explain_bound_seconds")) is None

@@ -203,3 +203,6 @@ def test_each_model_is_warmed_up_once_untimed_and_uncounted(tmp_path, tiny_suite
     pd.testing.assert_frame_equal(rows[0][["job_id", "metric", "value", "stderr", "n", "explain_passes"]],
                                   rows[1][["job_id", "metric", "value", "stderr", "n", "explain_passes"]])
     assert (rows[1].loc[rows[1].method == "grad", "explain_passes"] == rows[1]["samples"].iloc[0]).all()
+    # each job that makes passes has its bound timed beside it (cost.paired_bound_seconds); a control none
+    bound = rows[1].groupby("method")["explain_bound_seconds"].first()
+    assert bound["grad"] > 0 and bound["smoothgrad"] > 0 and bound["random"] == 0

@@ -38,16 +38,19 @@ def command(args: argparse.Namespace) -> int:
     rows = ordinary_rows(rows)  # the perturbed models' jobs (noise_resilience) repeat the same methods
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s}")
+    print(f"{'track':40s} {'method':36s} {'passes/in':>9s} {'rows/s':>9s} {'bound':>9s} {'ratio':>6s} {'paired':>6s}")
     for r in pass_report(rows, resolve_device(args.device)):
         track = f"{r['dataset']}/{r['model']}[{r['activation']}]"
         achieved, ratio = ((f"{r['achieved_rows_per_s']:9.0f}", f"{r['ratio']:6.2f}") if r["ratio"] is not None
                            else (f"{'—':>9s}", f"{'—':>6s}"))
+        paired = f"{r['paired_ratio']:6.2f}" if r["paired_ratio"] is not None else f"{'—':>6s}"
         print(f"{track:40s} {r['method']:36s} {r['passes_per_input']:9d} {achieved} "
-              f"{r['bound_rows_per_s']:9.0f} {ratio}")
+              f"{r['bound_rows_per_s']:9.0f} {ratio} {paired}")
     print("bound: the best input-gradient rows/s on this device, measured now, at a chunk size no larger than "
-          "the rows one job of the method pushes; — : no pass through the model (a control). Compare only "
-          "with runs made on the same device")
+          "the rows one job of the method pushes; ratio: rows/s over it (compare only with runs made on the "
+          "same device); paired: the jobs' passes at the plain-pass rate timed right after each job, over "
+          "their explain time (robust to the host's speed drifting between run and report); — : no pass "
+          "through the model (a control), or rows written before the paired bound was recorded")
     return 0
 
 

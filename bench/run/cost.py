@@ -98,6 +98,25 @@ def calibrate(model: nn.Module, x: Tensor, num_classes: int, chunks: Iterable[in
     return Calibration(rates)
 
 
+# A job's paired bound: the faster of this many plain passes over its first chunk, timed right after it.
+PAIRED_BOUND_PASSES = 2
+
+
+def paired_bound_seconds(model: nn.Module, x: Tensor, target: Tensor, chunk: int, rows: int) -> float:
+    """Seconds ``rows`` would take at the plain input-gradient rate measured now, on one chunk of the
+    job's own inputs (the faster of PAIRED_BOUND_PASSES passes): the bound paired in time with the job.
+    ``calibrate`` at report time reads a host whose speed may have drifted by ±15% since the run."""
+    xc, tc = x[:chunk], target[:chunk]
+    best = math.inf
+    for _ in range(PAIRED_BOUND_PASSES):
+        _sync(x.device)
+        t0 = time.perf_counter()
+        input_gradient(model, xc, tc, len(xc))
+        _sync(x.device)
+        best = min(best, time.perf_counter() - t0)
+    return rows * best / len(xc)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -219,5 +238,14 @@ def pass_report(rows, device: torch.device) -> list[dict]:
         report.append({"dataset": ds, "model": arch, "activation": act, "method": label,
                        "passes_per_input": int(part["explain_passes"].iloc[0] // part["n"].iloc[0]),
                        "achieved_rows_per_s": achieved if passes else None, "bound_rows_per_s": bound,
-                       "ratio": achieved / bound if passes else None, "best_chunk": cal.best_chunk})
+                       "ratio": achieved / bound if passes else None, "best_chunk": cal.best_chunk,
+                       "paired_ratio": _paired_ratio(part) if passes else None})
     return report
+
+
+def _paired_ratio(jobs) -> float | None:
+    """Σ paired bound seconds / Σ explain seconds over a method's jobs on one track (each job's bound
+    timed right after it, ``paired_bound_seconds``); None where a row predates the column."""
+    if "explain_bound_seconds" not in jobs.columns or jobs["explain_bound_seconds"].isna().any():
+        return None
+    return float(jobs["explain_bound_seconds"].sum() / jobs["explain_seconds"].sum())

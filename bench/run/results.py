@@ -49,6 +49,9 @@ ROW_SCHEMA = pa.schema([
     ("stderr", pa.float64()), ("n", pa.int64()), ("seed", pa.int64()), ("samples", pa.int64()),
     ("target", pa.string()), ("output", pa.string()), ("device", pa.string()), ("fast", pa.bool_()),
     ("explain_seconds", pa.float64()), ("explain_passes", pa.int64()), ("metric_seconds", pa.float64()),
+    # the explain rows at the plain input-gradient rate timed right after the job (bench.run.cost):
+    # the bound paired in time with explain_seconds; absent (NaN) in rows written before the column
+    ("explain_bound_seconds", pa.float64()),
     ("bench_version", pa.string()), ("torch_version", pa.string()), ("package_versions", pa.string()),
     ("git_commit", pa.string()), ("created_at", pa.string()),
     ("n_constant_maps", pa.int64()),  # inputs left out of every metric: their map was constant
@@ -273,6 +276,8 @@ def load_rows(*roots: Path | str) -> pd.DataFrame:
                 frame["model_perturbation"] = ""
             if "numerics" not in frame.columns:  # written before the column existed: kernels unrecorded
                 frame["numerics"] = ""
+            if "explain_bound_seconds" not in frame.columns:  # written before the column existed: unpaired
+                frame["explain_bound_seconds"] = float("nan")
             frames.append(frame)
     if not frames:
         raise ResultsError(f"no result rows in {', '.join(map(str, roots))}; run 'bench run SUITE' first")

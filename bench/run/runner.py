@@ -35,7 +35,7 @@ from bench.provenance import (
     package_versions,
     resolve_device,
 )
-from bench.run.cost import PassCounter
+from bench.run.cost import PassCounter, paired_bound_seconds
 from bench.run.maps import MapsFile
 from bench.run.maps import for_job as maps_for_job
 from bench.run.maps import has as has_maps
@@ -98,6 +98,7 @@ class Explained:
     n_constant: int
     seconds: float  # the method's wall time
     passes: int  # rows through the model while explaining
+    bound_seconds: float = float("nan")  # those rows at the plain-pass rate timed right after (cost.py)
 
 
 def matches(name: str, pattern: str) -> bool:
@@ -217,6 +218,8 @@ class Runner:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         explain_s = time.perf_counter() - t0
+        chunk = min(len(x), self.chunk_size or default_chunk_size(dev))
+        bound_s = paired_bound_seconds(model, x, target, chunk, passes.rows) if passes.rows else 0.0
 
         # Constant maps leave every metric, all metrics alike (twins and re-explaining metrics see the
         # same inputs): subset before the context is built. Sample indices stay those of the batch.
@@ -229,7 +232,7 @@ class Runner:
             sel = kept_inputs.to(dev)
             x, y, target, maps = x[sel], y[sel], target[sel], maps[sel]
             masks = masks[sel] if masks is not None else None
-        return Explained(x, y, target, masks, maps, kept_inputs, n_constant, explain_s, passes.rows)
+        return Explained(x, y, target, masks, maps, kept_inputs, n_constant, explain_s, passes.rows, bound_s)
 
     def _score(self, job: Job, spec: MetricSpec, ctx: MetricContext, base: dict[str, Any],
                ex: Explained) -> tuple[dict[str, Any], pd.DataFrame, Metric]:
@@ -250,7 +253,7 @@ class Runner:
                          else float(aggregate_values(metric.aggregate, values.numpy()))),
                "stderr": (values.std(unbiased=True) / n**0.5).item() if n > 1 else 0.0,
                "n": n, "n_constant_maps": ex.n_constant, "explain_seconds": ex.seconds,
-               "explain_passes": ex.passes,
+               "explain_passes": ex.passes, "explain_bound_seconds": ex.bound_seconds,
                "metric_seconds": metric_s}
         frame = pd.DataFrame({"job_id": job.id, "metric": spec.name, "sample": index.numpy(), "value": values.numpy()})
         return row, frame, metric

@@ -83,6 +83,20 @@ def test_call_refuses_maps_outside_the_contract(fn, message, tiny_cnn, shapes_ba
     assert str(e.value) == message
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", [(0, 0, 0, 0), (1, 2, 17, 5), (-1, -1, -1, -1)])
+def test_one_non_finite_value_anywhere_is_refused(bad, where, tiny_cnn, shapes_batch, x_range):
+    """The check reads one min/max pass: a NaN or an infinity of either sign, first, last or inside."""
+    def one_bad(model, x, target, **kw):
+        out = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+        out[where] = bad
+        return out
+
+    x, y = shapes_batch[0][:2], shapes_batch[1][:2]
+    with pytest.raises(MethodOutputError, match="returned 1 non-finite values"):
+        Method("raw", one_bad).labelled("mine")(tiny_cnn, x, y, x_range=x_range)
+
+
 def test_a_composite_refuses_its_bases_bad_maps(tiny_cnn, shapes_batch, x_range):
     """Bases are Methods too, so a smoothing of a bad method fails at the base, by the base's name."""
     x, y = shapes_batch[0][:2], shapes_batch[1][:2]

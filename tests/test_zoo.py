@@ -142,7 +142,7 @@ def test_resume_after_kill_is_bit_identical(monkeypatch, tmp_path, kw):
     straight = get_model(r, progress=False)
 
     monkeypatch.setenv("GRADBENCH_CACHE", str(tmp_path / "killed"))
-    real, calls = train._accuracy, []
+    real, calls = train.accuracy, []
 
     def dies_in_epoch_2(*a, **k):
         calls.append(1)
@@ -150,11 +150,11 @@ def test_resume_after_kill_is_bit_identical(monkeypatch, tmp_path, kw):
             raise _Killed
         return real(*a, **k)
 
-    monkeypatch.setattr(train, "_accuracy", dies_in_epoch_2)
+    monkeypatch.setattr(train, "accuracy", dies_in_epoch_2)
     with pytest.raises(_Killed):
         get_model(r, progress=False)
     assert (cache_dir() / f"{r.hash}.partial.pt").exists() and not (cache_dir() / f"{r.hash}.pt").exists()
-    monkeypatch.setattr(train, "_accuracy", real)
+    monkeypatch.setattr(train, "accuracy", real)
     resumed = get_model(r, progress=False)
     assert _same(straight.model, resumed.model) and resumed.epochs == 2
     assert resumed.history == straight.history
@@ -166,7 +166,7 @@ def test_accuracy_cap_stops_at_the_first_passing_epoch(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADBENCH_CACHE", str(tmp_path))
     scripted = iter([0.30, 0.55, 0.65, 0.40, 0.70])  # held-out after epochs 1, 2, 3; test; train accuracy
 
-    monkeypatch.setattr(train, "_accuracy", lambda *a, **k: next(scripted))
+    monkeypatch.setattr(train, "accuracy", lambda *a, **k: next(scripted))
     capped = get_model(tiny(seed=31, max_epochs=6, accuracy_cap=0.6), progress=False)
     assert capped.epochs == 3 and capped.accuracy == 0.65 and capped.history == (0.30, 0.55, 0.65)
     assert capped.test_accuracy == 0.40 and capped.train_accuracy == 0.70

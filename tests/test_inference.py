@@ -59,6 +59,11 @@ def test_features_in_chunks_would_differ_from_the_head_in_chunks():
     assert not torch.equal(whole, chunked)
 
 
+def test_a_training_model_takes_the_whole_batch():
+    model = _model("simple-cnn", "relu", {"batchnorm": True})
+    assert feature_split(model) is not None and feature_split(model.train()) is None
+
+
 def test_a_gemm_before_the_flatten_takes_the_whole_batch():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(30, 5), nn.Flatten(), nn.Linear(4 * 30 * 5, 10))
     assert feature_split(model) is None

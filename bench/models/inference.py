@@ -31,9 +31,10 @@ _PER_IMAGE = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modul
 
 
 def feature_split(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
-    """``(features, head)`` of an ``nn.Sequential`` whose layers before its first ``nn.Flatten`` all
-    compute each image alone; ``None`` when there is no such prefix (timm networks, an MLP)."""
-    if not isinstance(model, nn.Sequential):
+    """``(features, head)`` of an ``nn.Sequential`` in eval mode whose layers before its first
+    ``nn.Flatten`` all compute each image alone; ``None`` when there is no such prefix (timm networks,
+    an MLP) or the model trains (batch norm then normalises by the batch's statistics)."""
+    if not isinstance(model, nn.Sequential) or model.training:
         return None
     flatten = next((i for i, m in enumerate(model) if isinstance(m, nn.Flatten)), 0)
     if flatten == 0:

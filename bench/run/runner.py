@@ -174,12 +174,17 @@ class Runner:
                               generator, self.save_maps) if self.save_maps else None)
         return *self.score_explained(job, inputs, ex, method, generator), saved
 
+    def _first_chunk(self, n_inputs: int) -> int:
+        """Rows in the first pass a method makes over ``n_inputs`` inputs: what the warm-up and the paired
+        bound time."""
+        return min(n_inputs, self.chunk_size or default_chunk_size(self.device))
+
     def _warm_up(self, job: Job, inputs: JobInputs) -> None:
         """One untimed input-gradient pass per model, output and chunk shape before the first job's timing,
         as ``calibrate`` warms up before it times the bound: the first pass of a process pays its kernels'
         selection and allocations, which would otherwise fall on whichever job ran first. No draw, no
         state: the model is in eval mode and the pass's gradient is dropped."""
-        chunk = min(len(inputs.x), self.chunk_size or default_chunk_size(self.device))
+        chunk = self._first_chunk(len(inputs.x))
         key = (job.recipe.hash, job.model_perturbation, job.output, tuple(inputs.x[:chunk].shape))
         if key not in self._warm:
             self._warm.add(key)
@@ -218,7 +223,7 @@ class Runner:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         explain_s = time.perf_counter() - t0
-        chunk = min(len(x), self.chunk_size or default_chunk_size(dev))
+        chunk = self._first_chunk(len(x))
         bound_s = paired_bound_seconds(model, x, target, chunk, passes.rows) if passes.rows else 0.0
 
         # Constant maps leave every metric, all metrics alike (twins and re-explaining metrics see the

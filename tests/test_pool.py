@@ -1,4 +1,5 @@
-"""MaxPool2x2 gives nn.MaxPool2d(2)'s bits: outputs, input gradients, second derivatives, under vmap."""
+"""MaxPool2x2 gives nn.MaxPool2d(2)'s bits: outputs, input gradients, second derivatives, under vmap;
+without a gradient (its element-wise maxima) the same values and the same logits, bit for bit."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench.models.activations import set_activation
 from bench.models.pool import MaxPool2x2
 from bench.models.zoo import cnn_small
 
@@ -85,3 +87,33 @@ def test_a_channels_last_input_stays_channels_last():
     x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
     out = MaxPool2x2()(x)
     assert torch.equal(out, nn.MaxPool2d(2)(x)) and out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("shape", [(4, 3, 9, 7), (2, 5, 2, 2), (64, 16, 28, 28)])
+def test_without_a_gradient_the_maxima_are_max_pool_values(shape, layout):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(shape, generator=g)  # negative maxima too
+    x.view(-1)[torch.randint(0, x.numel(), (5,), generator=g)] = float("nan")  # a NaN wins its window
+    x = x.contiguous(memory_format=layout)
+    ref = nn.MaxPool2d(2)(x)
+    for mode in (torch.inference_mode, torch.no_grad, torch.enable_grad):  # no input that wants a gradient
+        with mode():
+            out = MaxPool2x2()(x)
+        torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True)
+        assert out.is_contiguous(memory_format=layout) and not out.requires_grad
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus:1"])
+def test_without_a_gradient_cnn_small_logits_are_the_same_bits(activation):
+    torch.manual_seed(0)
+    ours = set_activation(cnn_small(in_chans=1, image_size=28), activation).eval()
+    ref = set_activation(cnn_small(in_chans=1, image_size=28), activation).eval()
+    ref.load_state_dict(ours.state_dict())
+    for i, layer in enumerate(ref):
+        if isinstance(layer, MaxPool2x2):
+            ref[i] = nn.MaxPool2d(2)
+    x = torch.rand(64, 1, 28, 28)
+    with torch.inference_mode():
+        a, b = ours(x), ref(x)
+    assert torch.equal(a.view(torch.int32), b.view(torch.int32))  # the bits, signed zeros included

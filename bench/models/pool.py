@@ -9,7 +9,9 @@ layout: :class:`MaxPool2x2` pools a channels_last copy and hands back an ordinar
 and its backward routes the gradient with the ordinary NCHW kernel from the same argmax indices
 (an index is the position in its H×W plane whatever the layout). Measured on cnn-small (256 images):
 forward 24 → 13 ms, forward+backward 52 → 44 ms, bit-identical outputs, input gradients and weight
-gradients (tests/test_pool.py).
+gradients (tests/test_pool.py). A pass that no gradient flows back through (accuracy checks, the
+metrics' perturbed forwards) needs no indices: there the maxima are two ``torch.maximum`` calls
+over strided views, in the input's layout, 1.7–3× faster than the copy and the pool.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class _ChannelsLastMaxPool(torch.autograd.Function):
 class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)`` (same module type, same state, same bits), pooled through the channels_last
     kernel on contiguous CPU tensors; on a channels_last input (prepare_model's layout) or another
-    device it is nn.MaxPool2d itself. Its backward is made of differentiable aten ops, so second
-    derivatives work as through nn.MaxPool2d."""
+    device it is nn.MaxPool2d itself; on the CPU with no gradient to route, element-wise maxima. Its
+    backward is made of differentiable aten ops, so second derivatives work as through nn.MaxPool2d."""
 
     def __init__(self) -> None:
         super().__init__(2)
@@ -66,4 +68,18 @@ class MaxPool2x2(nn.MaxPool2d):
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or x.dim() != 4:
             return super().forward(x)
+        if not (torch.is_grad_enabled() and x.requires_grad) and min(x.shape[-2:]) >= 2:
+            return _max_of_windows(x)
         return _ChannelsLastMaxPool.apply(x, 2)[0]
+
+
+def _max_of_windows(x: Tensor) -> Tensor:
+    """The 2×2 maxima as two element-wise maxima (row pairs, then column pairs), in the input's layout,
+    for a pass no gradient flows back through (no indices needed). A maximum is exact, so the values
+    are max-pooling's; NaN wins its window as there. Only a zero maximum whose window mixes +0 and −0
+    may come out with the other sign (−0 reaches a pool only from a convolution whose whole sum is −0),
+    and a signed zero changes no sum that has a nonzero term, so logits and accuracies keep their bits.
+    64×16×28×28: 0.7 ms against 2.1 ms for the channels_last copy and pool."""
+    x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]  # floor mode: a last odd row/column is dropped
+    rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+    return torch.maximum(rows[..., 0::2], rows[..., 1::2])

@@ -1,6 +1,7 @@
 """``bench train`` against a plain PyTorch loop: the same model, data, optimiser and batch size.
 
     PYTHONPATH=. python benchmarks/train_vs_plain.py [--dataset shapes|fashion-mnist] [--epochs 1] [--runs 3]
+        [--no-stock]
 
 The plain loop is what a user would write: ``randperm`` per epoch, ``x[idx]`` batches, Adam step,
 held-out accuracy at the epoch end, on the same 2 intra-op threads with nothing else (no deterministic
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--activation", default="softplus:1")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-stock", action="store_true", help="skip the nn.MaxPool2d twins (half the time)")
     args = ap.parse_args()
     recipe = Recipe("cnn-small", args.dataset, args.activation)
     data = recipe_data(recipe)
@@ -87,17 +89,21 @@ def main() -> None:
     for _ in range(args.runs):  # interleaved, so drift in the machine's speed hits every side
         ours.append(bench_train(recipe, data, args.epochs))
         plain.append(plain_loop(recipe, initial_model(recipe, data), data.x_train, data.y_train, args.epochs))
-        stock_ours.append(bench_train(recipe, data, args.epochs, stock_pool=True))
-        stock_plain.append(plain_loop(recipe, stock(initial_model(recipe, data)), data.x_train, data.y_train,
-                                      args.epochs))
-    o, p, so, sp = (statistics.median(v) for v in (ours, plain, stock_ours, stock_plain))
+        if not args.no_stock:
+            stock_ours.append(bench_train(recipe, data, args.epochs, stock_pool=True))
+            stock_plain.append(plain_loop(recipe, stock(initial_model(recipe, data)), data.x_train,
+                                          data.y_train, args.epochs))
+    o, p = statistics.median(ours), statistics.median(plain)
     print(f"cnn-small[{args.activation}] on {args.dataset}, {images} images, batch {recipe.batch_size}, "
           f"{TRAINING_THREADS} threads, median of {args.runs}: bench train {images / o:.0f} img/s ({o:.2f} s), "
-          f"plain loop {images / p:.0f} img/s ({p:.2f} s): ratio {p / o:.2f}; with the stock-torch model "
-          f"(nn.MaxPool2d): bench train {images / so:.0f} img/s ({so:.2f} s), plain loop {images / sp:.0f} img/s "
-          f"({sp:.2f} s)")
-    print("runs (s): bench", [round(v, 2) for v in ours], "plain", [round(v, 2) for v in plain],
-          "stock bench", [round(v, 2) for v in stock_ours], "stock plain", [round(v, 2) for v in stock_plain])
+          f"plain loop {images / p:.0f} img/s ({p:.2f} s): ratio {p / o:.2f} (per round "
+          f"{', '.join(f'{b / a:.2f}' for a, b in zip(ours, plain, strict=True))})")
+    print("runs (s): bench", [round(v, 2) for v in ours], "plain", [round(v, 2) for v in plain])
+    if stock_ours:
+        so, sp = statistics.median(stock_ours), statistics.median(stock_plain)
+        print(f"with the stock-torch model (nn.MaxPool2d): bench train {images / so:.0f} img/s ({so:.2f} s), "
+              f"plain loop {images / sp:.0f} img/s ({sp:.2f} s); runs (s): bench",
+              [round(v, 2) for v in stock_ours], "plain", [round(v, 2) for v in stock_plain])
 
 
 if __name__ == "__main__":

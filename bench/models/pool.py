@@ -24,7 +24,7 @@ from torch import Tensor, nn
 class _ChannelsLastMaxPool(torch.autograd.Function):
     @staticmethod
     def forward(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        if x.is_contiguous(memory_format=torch.channels_last):  # a prepared model's layout: as torch pools it
+        if x.is_contiguous(memory_format=torch.channels_last):  # (vmap of a prepared model) as torch pools it
             return torch.ops.aten.max_pool2d_with_indices(x, [k, k], [k, k])
         out, idx = torch.ops.aten.max_pool2d_with_indices(x.contiguous(memory_format=torch.channels_last),
                                                           [k, k], [k, k])
